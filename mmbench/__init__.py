@@ -1,0 +1,40 @@
+"""mmbench: a multiprocess scalability benchmark suite for Linux memory-management designs."""
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+
+def _source_hash() -> str:
+    """Hash of every module of the package.
+
+    Numba's on-disk cache is keyed on the decorated function's own file only, so an
+    edit to an imported module (the atomics, the locks) would leave stale machine
+    code in use.  Keying the cache directory on all sources makes any edit a miss.
+    """
+    h = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+SOURCE_HASH = _source_hash()
+
+
+def _cache_dir() -> str:
+    base = os.environ.get("MMBENCH_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmbench")
+    return os.path.join(base, f"numba-{SOURCE_HASH}")
+
+
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = _cache_dir()
+    if "numba" in sys.modules:  # imported before us: its config is already read
+        sys.modules["numba"].config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")

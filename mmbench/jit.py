@@ -1,0 +1,19 @@
+"""How mmbench compiles kernels.
+
+:data:`kernel` is the decorator for every compiled entry point that Python calls
+(a model's ``step`` kernel, a probe): ``cache=True`` (compile once, load in
+~ms afterwards), ``nogil=True`` (thread mode runs the same code) and no NRT.
+
+Why no NRT: with Numba's reference-counting runtime on, every call from a
+kernel to a helper that takes arrays (``spin_lock(lk, ...)``) is wrapped in
+``NRT_incref``/``NRT_decref`` calls, which are themselves atomic read-modify-
+writes.  Measured here (2-vCPU EPYC VM) an uncontended TTAS lock+unlock pair
+cost 25 ns that way and 2.2 ns with the runtime off: the refcounts, not the
+lock, were being measured.  The price: an entry kernel may not allocate arrays
+(``np.empty`` inside); it is handed every array it uses.  Helpers keep plain
+``njit(cache=True, nogil=True)`` and are compiled into their callers.
+"""
+from numba import njit
+
+kernel = njit(cache=True, nogil=True, _nrt=False)
+helper = njit(cache=True, nogil=True)
