@@ -29,7 +29,7 @@ from multiprocessing.connection import wait as mp_wait
 import numpy as np
 
 from .ctl import CTL_ABORT, CTL_GO, CTL_STOP, CTL_WORDS, ROW_WORDS
-from .model import Model
+from .model import Model, ModelNotRunnable
 from .shm import Arena, Layout
 
 # prog[w, i]
@@ -240,6 +240,18 @@ class _Watch:
             self.check(phase)
 
 
+def not_runnable_point(variant, p, cfg: RunConfig, cpus, cmap, why: str) -> dict:
+    """The record of a point the model refused to run on this machine."""
+    return {
+        "variant": variant, "params": dict(p), "mode": cfg.mode, "workers": cfg.workers,
+        "allowed_cpus": len(cpus), "oversubscribed": cfg.workers > len(cpus), "cpu_map": cmap,
+        "repeat": cfg.repeat, "warmup_s": cfg.warmup, "interval_s": cfg.interval,
+        "interval_times": [], "samples": [], "counters": {},
+        "invariants": {"ok": True, "errors": []}, "compile_s": 0.0, "pingpong_ns": None,
+        "error": f"not runnable: {why}",
+    }
+
+
 def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
               on_progress=None) -> dict:
     """Run one sweep point and return its result record (without the summary).
@@ -261,7 +273,10 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
     ws = None
     set_up = False
     try:
-        model.setup(arrays, p, W, cfg.seed)
+        try:
+            model.setup(arrays, p, W, cfg.seed)
+        except ModelNotRunnable as e:
+            return not_runnable_point(variant, p, cfg, cpus, cmap, str(e))
         set_up = True
         t0 = time.perf_counter()
         model.compile(p)
@@ -286,6 +301,8 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
         nint = max(1, int(round(cfg.duration / cfg.interval)))
         samples = []
         times = []
+        cnt = arrays["counters"]
+        cnt_start = cnt.copy()
         last = prog[:, P_OPS].copy()
         t_last = time.perf_counter()
         start = t_last
@@ -299,6 +316,9 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
             last, t_last = now_ops, t_now
             if on_progress:
                 on_progress(i + 1, nint)
+        # Counters cover the measured window, like the samples (each word is
+        # written by one worker; an aligned 8-byte read is never torn).
+        cnt_window = cnt.copy() - cnt_start
         ctl[CTL_STOP] = 1
         end = time.monotonic() + cfg.watchdog
         while ws.alive() and time.monotonic() < end:
@@ -322,9 +342,8 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
 
         errors = list(model.check(arrays, p, W))
         rep = model.report(arrays, p, W) or {}
-        cnt = arrays["counters"]
         names = model.all_counter_names()
-        counters = {name: cnt[:, i].tolist() for i, name in enumerate(names)}
+        counters = {name: cnt_window[:, i].tolist() for i, name in enumerate(names)}
         counters.update(rep.get("counters", {}))
         step_ns = prog[:, P_STEP_NS].astype(float)
         wall_ns = prog[:, P_WALL_NS].astype(float)

@@ -41,6 +41,15 @@ import numpy as np
 from .ctl import LOCK_COUNTER_NAMES, N_LOCK_COUNTERS, counter_columns
 
 
+class ModelNotRunnable(RuntimeError):
+    """Raised by ``setup`` when this machine cannot run the point at all.
+
+    The refusal is a result, not a crash (e.g. FLATMEM over a span whose memmap
+    would not fit in memory): the harness records the point as not runnable,
+    with this one-line reason, and the sweep goes on.
+    """
+
+
 @dataclass(frozen=True)
 class Param:
     """One model parameter: its type, default and the range a workload file may use."""

@@ -59,7 +59,8 @@ def workloads_dir() -> Path:
     env = os.environ.get("MMBENCH_WORKLOADS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "workloads"
+    beside = Path(__file__).resolve().parent.parent / "workloads"
+    return beside if beside.is_dir() else Path.cwd() / "workloads"
 
 
 def _type_name(t) -> str:
