@@ -147,15 +147,14 @@ class _Workers:
 
     def dead(self) -> list[tuple[int, str]]:
         """Workers that ended abnormally, with how."""
-        out = []
+        out = [(w, f"raised {msg}") for w, msg, _tb in self.drain_errors()]
+        raised = {w for w, _ in out}
         for w, pr in enumerate(self.procs):
             code = pr.exitcode
-            if code is not None and code != 0:
+            if code is not None and code != 0 and w not in raised:
                 how = (f"killed by signal {-code} ({signal.Signals(-code).name})"
                        if code < 0 else f"exited with status {code}")
                 out.append((w, how))
-        for w, msg, _tb in self.drain_errors():
-            out.append((w, f"raised {msg}"))
         return out
 
     def drain_errors(self):
@@ -342,8 +341,7 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
 
         errors = list(model.check(arrays, p, W))
         rep = model.report(arrays, p, W) or {}
-        names = model.all_counter_names()
-        counters = {name: cnt_window[:, i].tolist() for i, name in enumerate(names)}
+        counters = {name: cnt_window[:, col].tolist() for name, col in model.counter_map().items()}
         counters.update(rep.get("counters", {}))
         step_ns = prog[:, P_STEP_NS].astype(float)
         wall_ns = prog[:, P_WALL_NS].astype(float)

@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .ctl import LOCK_COUNTER_NAMES, N_LOCK_COUNTERS, counter_columns
+from .ctl import LOCK_COUNTERS, N_LOCK_COUNTERS, counter_columns
 
 
 class ModelNotRunnable(RuntimeError):
@@ -125,8 +125,11 @@ class Model:
     def counter_columns(self) -> int:
         return counter_columns(len(self.counter_names))
 
-    def all_counter_names(self) -> tuple[str, ...]:
-        return LOCK_COUNTER_NAMES + self.counter_names
+    def counter_map(self) -> dict[str, int]:
+        """Every reported counter name -> its column in the ``counters`` rows."""
+        out = dict(LOCK_COUNTERS)
+        out.update((n, N_LOCK_COUNTERS + i) for i, n in enumerate(self.counter_names))
+        return out
 
     def counter_index(self, name: str) -> int:
         return N_LOCK_COUNTERS + self.counter_names.index(name)
