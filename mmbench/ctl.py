@@ -28,11 +28,13 @@ C_LOCK_HOLD_CYC = 3     # cycles held, summed over sampled acquisitions
 C_LOCK_HOLD_N = 4       # number of sampled acquisitions
 C_LOCK_T0 = 5           # scratch: cycle counter at the sampled acquisition
 C_LOCK_ABORTED = 6      # waits given up because the run was aborted
-N_LOCK_COUNTERS = 7
+C_LOCK_HANDOVER = 7     # acquisitions whose previous holder was another worker
+N_LOCK_COUNTERS = 8
 #: reported lock counters and their columns (C_LOCK_T0 is scratch, not data)
 LOCK_COUNTERS = {"lock_acquisitions": C_LOCK_ACQ, "lock_contended": C_LOCK_CONTENDED,
                  "lock_spins": C_LOCK_SPINS, "lock_hold_cycles_sampled": C_LOCK_HOLD_CYC,
-                 "lock_hold_samples": C_LOCK_HOLD_N, "lock_aborted_waits": C_LOCK_ABORTED}
+                 "lock_hold_samples": C_LOCK_HOLD_N, "lock_aborted_waits": C_LOCK_ABORTED,
+                 "lock_handovers": C_LOCK_HANDOVER}
 
 HOLD_SAMPLE_MASK = 63   # sample the hold time of one acquisition in 64
 

@@ -10,6 +10,7 @@ A *lockset* is one int64 array holding ``nlocks`` locks, each alone in its own
     lk[l*8 + 4]  number of workers
     lk[l*8 + 5]  index of the first MCS node of this lockset
     lk[l*8 + 6]  hold-time sampling mask (sample acquisitions with n & mask == 0; -1 = off)
+    lk[l*8 + 7]  last holder (worker+1): an acquisition by another worker is a hand-over
     node(l, w) = lk[5] + (l*W + w)*8:  [0] next (worker+1), [1] locked flag
 
 Kinds:
@@ -22,7 +23,9 @@ Kinds:
   node's line; the holder hands over directly.  FIFO, no global spinning.
 
 Every acquisition counts into the caller's counter row (see :mod:`mmbench.ctl`):
-acquisitions, contended acquisitions, spin iterations, and, when the lockset
+acquisitions, contended acquisitions, spin iterations, hand-overs (the lock
+went to a different worker than its previous holder: a TTAS lock that lets one
+worker monopolise it shows few), and, when the lockset
 enables it, the hold time of one acquisition in 64 (cycle counter).  Sampling is
 off unless the lockset asks for it (a few ns per acquisition).
 
@@ -37,7 +40,7 @@ from numba import njit
 
 from .atomics import (cas, cpu_relax, fetch_add, load_acquire, load_relaxed, rdtsc,
                       store_relaxed, store_release, xchg)
-from .ctl import (C_LOCK_ABORTED, C_LOCK_ACQ, C_LOCK_CONTENDED, C_LOCK_HOLD_CYC,
+from .ctl import (C_LOCK_ABORTED, C_LOCK_ACQ, C_LOCK_HANDOVER, C_LOCK_CONTENDED, C_LOCK_HOLD_CYC,
                   C_LOCK_HOLD_N, C_LOCK_SPINS, C_LOCK_T0, CTL_ABORT, CTL_KBAR_COUNT,
                   CTL_KBAR_GEN, CTL_STOP, HOLD_SAMPLE_MASK, LINE_WORDS)
 
@@ -121,6 +124,9 @@ def spin_lock(lk, l, w, cnt, ctl):
                     cnt[w, C_LOCK_ABORTED] += 1
                     return False
     store_relaxed(lk, base + 2, w + 1)
+    if lk[base + 7] != w + 1:
+        lk[base + 7] = w + 1
+        cnt[w, C_LOCK_HANDOVER] += 1
     n = cnt[w, C_LOCK_ACQ] + 1
     cnt[w, C_LOCK_ACQ] = n
     if contended:

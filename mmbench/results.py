@@ -400,8 +400,10 @@ def _row(p, vary, show_repeat, show_locks):
         cont = _counter_sum(p, "lock_contended")
         hold = _counter_sum(p, "lock_hold_cycles_sampled")
         nhold = _counter_sum(p, "lock_hold_samples")
+        hand = _counter_sum(p, "lock_handovers")
         cells += [_g(acq / ops) if acq is not None and ops else "-",
                   f"{100 * cont / acq:.1f}%" if cont is not None and acq else "-",
+                  f"{100 * hand / acq:.1f}%" if hand is not None and acq else "-",
                   _g(hold / nhold) if hold is not None and nhold else "-"]
     return cells
 
@@ -419,9 +421,10 @@ def summary_table(points) -> str:
     Mops/s is the median per-interval total rate ± its stddev; hmean is the
     harmonic mean of those rates; 'worker Mops/s' is the slowest..fastest worker
     over the window; '*' marks more workers than allowed CPUs.  Lock columns
-    (acquisitions per op, % of acquisitions contended, mean sampled hold cycles)
-    appear when a model reports lock counters; counters cover the worker's whole
-    run as recorded by the harness, ops only the measured window.
+    (acquisitions per op, % of acquisitions contended, % that handed the lock to
+    another worker (a monopolised lock shows few), mean sampled hold cycles)
+    appear when a model reports lock counters; counters and ops both cover the
+    measured window.
     """
     points = list(points)
     if not points:
@@ -434,7 +437,7 @@ def summary_table(points) -> str:
         headers.append("rep")
     headers += ["Mops/s", "hmean", "worker Mops/s", "jain", "inv"]
     if show_locks:
-        headers += ["acq/op", "contended", "hold cyc"]
+        headers += ["acq/op", "contended", "handover", "hold cyc"]
     return _table(headers, [_row(p, vary, show_repeat, show_locks) for p in points])
 
 
