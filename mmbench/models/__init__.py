@@ -13,6 +13,8 @@ REGISTRY: dict[str, str] = {
     "locks": "mmbench.models.lockbench:LockBench",
     "pagealloc": "mmbench.models.pagealloc:PageAllocModel",
     "memmap": "mmbench.models.memmap:MemmapModel",
+    "meminit": "mmbench.models.meminit:MemInitModel",
+    "kernelpf": "mmbench.models.kernelpf:KernelPageFault",
 }
 
 
