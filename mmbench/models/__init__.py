@@ -15,6 +15,8 @@ REGISTRY: dict[str, str] = {
     "memmap": "mmbench.models.memmap:MemmapModel",
     "meminit": "mmbench.models.meminit:MemInitModel",
     "kernelpf": "mmbench.models.kernelpf:KernelPageFault",
+    "hotplug": "mmbench.models.hotplug:HotplugModel",
+    "cma": "mmbench.models.cma:CmaModel",
 }
 
 
