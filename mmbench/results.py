@@ -391,7 +391,7 @@ def _row(p, vary, show_repeat, show_locks):
                   f"{_g(min(pw) / 1e6)}..{_g(max(pw) / 1e6)}",
                   f"{s['jain']:.3f}"]
     if p.get("error"):
-        cells.append("ERROR")
+        cells.append("n/a" if str(p["error"]).startswith("not runnable") else "ERROR")
     else:
         cells.append("OK" if p["invariants"]["ok"] else "FAIL")
     if show_locks:
