@@ -147,7 +147,8 @@ def cmd_run(args) -> int:
     t0 = time.time()
     paths, status = run_workloads(names, args)
     if paths and not args.no_report:
-        outdir = Path(args.report_dir) if args.report_dir else paths[0].parent / (
+        # Plots and HTML stay out of results/: only small JSON files are evidence.
+        outdir = Path(args.report_dir) if args.report_dir else Path("mmbench-out") / (
             "report-" + paths[0].stem.split("-")[0])
         try:
             from .report import write_report

@@ -17,6 +17,8 @@ is imported lazily (Agg, no pyplot state).
 """
 from __future__ import annotations
 
+import json
+
 import math
 import re
 from pathlib import Path
@@ -346,7 +348,15 @@ def _memmap_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
     """Resident memmap bytes and ns per lookup, per variant × layout parameters."""
     keys = {"memmap_resident_bytes", "present_bytes"}
     variants = sorted({k.variant for k in g.series})
-    layouts = sorted({k.params for k in g.series})
+
+    def group_of(sk):
+        # Bars are grouped by the parameters that vary within a variant (the layout,
+        # the walk); a parameter the variant fixes (memory_model) would split every
+        # group into one bar per variant.
+        return json.dumps({k: v for k, v in json.loads(sk.params).items() if k in g.vary},
+                          sort_keys=True)
+
+    layouts = sorted({group_of(k) for k in g.series})
     if not any(_extra_values(d, "memmap_resident_bytes") for d in g.points.values()):
         return [], set()
     fig, (axr, axl) = _figure(2)
@@ -356,7 +366,7 @@ def _memmap_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
     for j, (lay, c) in enumerate(zip(layouts, colors)):
         res, ns = [], []
         for v in variants:
-            pts = [pts for sk, pts in g.series.items() if sk.variant == v and sk.params == lay]
+            pts = [pts for sk, pts in g.series.items() if sk.variant == v and group_of(sk) == lay]
             if not pts:
                 res.append(np.nan)
                 ns.append(np.nan)
@@ -370,6 +380,11 @@ def _memmap_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
         lab = " ".join(SeriesKey("", "", lay, "process").label(vary=g.vary).split()) or "all"
         axr.bar(xs, res, width, color=c, label=lab)
         axl.bar(xs, ns, width, color=c, label=lab)
+        for ax, vals in ((axr, res), (axl, ns)):
+            for x, val in zip(xs, vals):
+                if not np.isfinite(val):  # refused (not runnable) or not measured
+                    ax.annotate("n/a", (x, 0), xytext=(0, 2), textcoords="offset points",
+                                ha="center", va="bottom", fontsize="x-small", rotation=90)
         resident_all += res
         ns_all += ns
     for p in sorted(present)[:3]:
