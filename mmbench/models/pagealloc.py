@@ -1,0 +1,582 @@
+"""Page-allocator scalability: buddy, PCP (classic / high-order / auto-tuned) and LLFree.
+
+One compiled workload kernel, :func:`pagealloc_step`, runs a bounded batch of a worker's
+workload state machine and dispatches each allocation on an allocator kind:
+
+* ``buddy``          rmqueue_buddy / free_one_page: every op takes zone->lock.
+* ``pcp-classic``    5.13 per_cpu_pages (order 0, batch 63, high 6*batch).
+* ``pcp-highorder``  5.14-6.6 pcp (orders 0..3 + THP, high = low watermark / CPUs, fixed).
+* ``pcp-autotune``   6.7+ pcp auto-tuning of high between high_min and high_max.
+* ``llfree``         the lock-free LLFree allocator (mmbench.models.llfree).
+
+Workloads (LLFree's benchmarks, A = nframes / (T_max * 2 * 2^order) blocks per worker):
+``bulk`` alloc A, barrier, free all, barrier; ``repeat`` pre-fill A, then alloc+free one
+block; ``rand`` alloc A, barrier, free a slice of a seeded global shuffle (cross-CPU frees),
+barrier; ``frag`` fill 90 %, then rounds of free-random-10 % and realloc, counting free 2 MiB
+blocks after each round; ``pagefault`` alloc an order-0 movable page, write its bytes in a
+shared data area, free it; ``mixed`` orders drawn from {0,0,0,1,2,3,9} and mostly movable
+migratetypes, a pool half to fully occupied.
+
+State that must survive between batches (phase, position, RNG) lives in ``pa_wst``; the
+blocks a worker holds live in ``pa_held`` as (pfn << 4 | order), -1 = empty, so that
+``check`` can account for every frame: on a buddy list, a pcp list, free in LLFree, or held.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..atomics import rdtsc, xchg
+from ..ctl import N_LOCK_COUNTERS
+from ..jit import kernel
+from ..locks import LOCK_KINDS, init_lockset, kernel_barrier, lockset_words
+from ..model import ArraySpec, Model, Param
+from . import llfree as L
+from . import pcp as P
+from . import zone as Z
+
+AK_BUDDY, AK_PCP, AK_LLFREE = 0, 1, 2
+WL_BULK, WL_REPEAT, WL_RAND, WL_FRAG, WL_PAGEFAULT, WL_MIXED = range(6)
+WORKLOADS = ("bulk", "repeat", "rand", "frag", "pagefault", "mixed")
+ALLOCATORS = ("buddy", "pcp-classic", "pcp-highorder", "pcp-autotune", "llfree")
+MIGRATETYPES = {"unmovable": Z.MIGRATE_UNMOVABLE, "movable": Z.MIGRATE_MOVABLE,
+                "reclaimable": Z.MIGRATE_RECLAIMABLE}
+MIXED_ORDERS = np.array([0, 0, 0, 1, 2, 3, 9], dtype=np.int64)
+MIXED_MEAN_PAGES = 76          # mean block size of MIXED_ORDERS, for sizing A
+FRAG_ROUNDS = 100
+LAT_BUCKETS = 64
+LAT_SAMPLE_MASK = 15           # time one op in 16
+
+# model counters: column N_LOCK_COUNTERS + index
+COUNTER_NAMES = ("ops_alloc", "ops_free", "alloc_fail", "pcp_hits", "pcp_refills", "pcp_drains",
+                 "pages_stolen_fallback", "pcp_stranded", "llfree_cas_retries",
+                 "llfree_reservations", "llfree_alloc_fail", "llfree_remote_frees")
+CB = N_LOCK_COUNTERS
+C_OPS_ALLOC = CB + 0
+C_OPS_FREE = CB + 1
+C_ALLOC_FAIL = CB + 2
+C_PCP = CB + 3                 # pcp_hits, pcp_refills, pcp_drains (pcp.PCPC_* order)
+C_STOLEN = CB + 6
+C_STRANDED = CB + 7
+C_LLF = CB + 8                 # LLF_C_* order
+assert (P.PCPC_HITS, P.PCPC_REFILLS, P.PCPC_DRAINS) == (0, 1, 2)
+assert (L.LLF_C_CAS_RETRIES, L.LLF_C_RESERVATIONS, L.LLF_C_ALLOC_FAIL,
+        L.LLF_C_REMOTE_FREES, L.LLF_N_COUNTERS) == (0, 1, 2, 3, 4)
+
+# per-worker state words
+S_PHASE, S_POS, S_NHELD, S_ROUND, S_RNG, S_OPS, S_DECAY = 0, 1, 2, 3, 4, 5, 6
+WST_WORDS = 16
+
+ABORTED = -2          # nothing done: the block is still the caller's
+ABORTED_FREED = -3    # the block went onto a pcp list, then a drain was aborted
+
+
+# --- allocator dispatch ------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt, ctl):
+    if ak == AK_BUDDY:
+        return Z.buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, C_STOLEN)
+    if ak == AK_PCP:
+        return P.pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, C_PCP, C_STOLEN)
+    pfn = L.llfree_get(bits, children, trees, local, w, order, cnt, C_LLF)
+    if pfn >= 0:
+        Z.prep_new_page(mm, pfn, order, mt)
+    return pfn
+
+
+@njit(cache=True, nogil=True)
+def _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt, ctl):
+    if ak == AK_BUDDY:
+        return Z.buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl)
+    if ak == AK_PCP:
+        r = P.pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, C_PCP)
+        if r == -2 and mm[pfn, Z.PG_REFCOUNT] == 0:
+            return ABORTED_FREED
+        return r
+    Z.free_pages_prepare(mm, pfn)
+    return L.llfree_put(bits, children, trees, local, w, pfn, order, cnt, C_LLF)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _bucket(dt):
+    b = 0
+    while dt > 1 and b < LAT_BUCKETS - 1:
+        dt >>= 1
+        b += 1
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt,
+                 ctl, wst, lat):
+    ops = wst[w, S_OPS]
+    wst[w, S_OPS] = ops + 1
+    if (ops & LAT_SAMPLE_MASK) == 0:
+        t0 = rdtsc()
+        pfn = _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt,
+                     cnt, ctl)
+        lat[w, 0, _bucket(rdtsc() - t0)] += 1
+    else:
+        pfn = _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt,
+                     cnt, ctl)
+    if pfn >= 0:
+        cnt[w, C_OPS_ALLOC] += 1
+    elif pfn == -1:
+        cnt[w, C_ALLOC_FAIL] += 1
+    return pfn
+
+
+@njit(cache=True, nogil=True)
+def _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e, cnt, ctl,
+                wst, lat):
+    ops = wst[w, S_OPS]
+    wst[w, S_OPS] = ops + 1
+    pfn = e >> 4
+    order = e & 15
+    if (ops & LAT_SAMPLE_MASK) == 0:
+        t0 = rdtsc()
+        r = _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt,
+                  ctl)
+        lat[w, 1, _bucket(rdtsc() - t0)] += 1
+    else:
+        r = _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt,
+                  ctl)
+    if r >= 0 or r == ABORTED_FREED:
+        cnt[w, C_OPS_FREE] += 1
+    return r
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _rng(wst, w):
+    x = wst[w, S_RNG]
+    x ^= x << 13
+    x ^= (x >> 7) & 0x01FFFFFFFFFFFFFF
+    x ^= x << 17
+    wst[w, S_RNG] = x
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+@njit(cache=True, nogil=True)
+def _free_huge(ak, zn, children):
+    """Free 2 MiB blocks: buddy blocks of order >= 9, or entirely free LLFree children."""
+    if ak == AK_LLFREE:
+        c = 0
+        for i in range(children.shape[0]):
+            if children[i] == L.LLF_CHILD_FRAMES:
+                c += 1
+        return c
+    c = 0
+    for o in range(Z.PAGEBLOCK_ORDER, Z.NR_PAGE_ORDERS):
+        c += zn[Z.Z_NR_FREE + o] << (o - Z.PAGEBLOCK_ORDER)
+    return c
+
+
+@kernel
+def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
+                   perm, fragidx, fraglog, data, cnt, ctl, w, nw, n, order, mt, A, cap,
+                   page_words, data_pages, decay_interval):
+    """Run about ``n`` alloc/free ops of workload ``wl``; returns the ops done.
+
+    Returns early when a kernel barrier or a lock reports stop/abort (the state stays
+    consistent: a block is always either held or given to the allocator).
+    """
+    done = 0
+    hb = w * cap
+    while done < n:
+        if decay_interval > 0 and wst[w, S_OPS] >= decay_interval * (wst[w, S_DECAY] + 1):
+            wst[w, S_DECAY] += 1
+            if P.decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, C_PCP) == -2:
+                return done
+        ph = wst[w, S_PHASE]
+        if wl == WL_BULK or wl == WL_RAND:
+            if ph == 0:
+                pos = wst[w, S_POS]
+                if pos < A:
+                    pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
+                                       w, order, mt, cnt, ctl, wst, lat)
+                    if pfn == ABORTED:
+                        return done
+                    held[hb + pos] = (pfn << 4) | order if pfn >= 0 else -1
+                    wst[w, S_POS] = pos + 1
+                    done += 1
+                else:
+                    wst[w, S_PHASE] = 1
+            elif ph == 1 or ph == 3:
+                if not kernel_barrier(ctl, nw):
+                    return done
+                wst[w, S_PHASE] = 2 if ph == 1 else 0
+                wst[w, S_POS] = 0
+            else:
+                pos = wst[w, S_POS]
+                if pos < A:
+                    if wl == WL_BULK:
+                        idx = hb + pos
+                    else:
+                        g = perm[w * A + pos]
+                        idx = (g // A) * cap + g % A
+                    e = xchg(held, idx, -1)
+                    if e >= 0:
+                        r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                        local, w, e, cnt, ctl, wst, lat)
+                        if r == ABORTED:
+                            held[idx] = e
+                        if r == ABORTED or r == ABORTED_FREED:
+                            return done
+                        done += 1
+                    wst[w, S_POS] = pos + 1
+                else:
+                    wst[w, S_PHASE] = 3
+        elif wl == WL_REPEAT or wl == WL_PAGEFAULT or wl == WL_MIXED:
+            if ph == 0 and wl == WL_REPEAT and wst[w, S_POS] < A:
+                pos = wst[w, S_POS]
+                pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
+                                   w, order, mt, cnt, ctl, wst, lat)
+                if pfn == ABORTED:
+                    return done
+                held[hb + pos] = (pfn << 4) | order if pfn >= 0 else -1
+                wst[w, S_POS] = pos + 1
+                done += 1
+                continue
+            wst[w, S_PHASE] = 1
+            if wl == WL_MIXED:
+                nh = wst[w, S_NHELD]
+                r = _rng(wst, w)
+                if nh < A and (nh < A // 2 or (r & 1) != 0):
+                    o = MIXED_ORDERS[(r >> 1) % 7]
+                    m = Z.MIGRATE_MOVABLE
+                    sel = (r >> 8) & 7
+                    if o != 9 and sel == 0:
+                        m = Z.MIGRATE_UNMOVABLE
+                    elif o != 9 and sel == 1:
+                        m = Z.MIGRATE_RECLAIMABLE
+                    pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                       local, w, o, m, cnt, ctl, wst, lat)
+                    if pfn == ABORTED:
+                        return done
+                    if pfn >= 0:
+                        held[hb + nh] = (pfn << 4) | o
+                        wst[w, S_NHELD] = nh + 1
+                elif nh > 0:
+                    j = (r >> 1) % nh
+                    e = held[hb + j]
+                    held[hb + j] = held[hb + nh - 1]
+                    held[hb + nh - 1] = -1
+                    wst[w, S_NHELD] = nh - 1
+                    rr = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
+                                     w, e, cnt, ctl, wst, lat)
+                    if rr == ABORTED:
+                        held[hb + nh - 1] = e
+                        wst[w, S_NHELD] = nh
+                    if rr == ABORTED or rr == ABORTED_FREED:
+                        return done
+                done += 1
+                continue
+            o = order if wl == WL_REPEAT else 0
+            m = mt if wl == WL_REPEAT else Z.MIGRATE_MOVABLE
+            slot = hb + A            # the transient block's slot
+            pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
+                               w, o, m, cnt, ctl, wst, lat)
+            if pfn == ABORTED:
+                return done
+            done += 1
+            if pfn < 0:
+                continue
+            held[slot] = (pfn << 4) | o
+            if wl == WL_PAGEFAULT:
+                # The fault handler zeroes / writes the new page: real stores to real memory.
+                row = (pfn % data_pages) * page_words
+                for i in range(page_words):
+                    data[row + i] = pfn + i
+            e = held[slot]
+            held[slot] = -1
+            r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e,
+                            cnt, ctl, wst, lat)
+            if r == ABORTED:
+                held[slot] = e
+            if r == ABORTED or r == ABORTED_FREED:
+                return done
+            done += 1
+        else:  # WL_FRAG
+            kmax = max(A // 10, 1)
+            if ph == 0:
+                pos = wst[w, S_POS]
+                if pos < A:
+                    pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
+                                       w, order, mt, cnt, ctl, wst, lat)
+                    if pfn == ABORTED:
+                        return done
+                    held[hb + pos] = (pfn << 4) | order if pfn >= 0 else -1
+                    wst[w, S_POS] = pos + 1
+                    done += 1
+                else:
+                    wst[w, S_PHASE] = 1
+            elif ph == 1 or ph == 4:
+                if not kernel_barrier(ctl, nw):
+                    return done
+                if ph == 4:
+                    rnd = wst[w, S_ROUND]
+                    if rnd < fraglog.shape[1]:
+                        fraglog[w, rnd] = _free_huge(ak, zn, children)
+                    wst[w, S_ROUND] = rnd + 1
+                wst[w, S_PHASE] = 2
+                wst[w, S_POS] = 0
+            elif ph == 2:
+                k = wst[w, S_POS]
+                if k < kmax:
+                    j = _rng(wst, w) % A
+                    steps = 0
+                    while held[hb + j] < 0 and steps < A:
+                        j = j + 1 if j + 1 < A else 0
+                        steps += 1
+                    e = held[hb + j]
+                    if e >= 0:
+                        held[hb + j] = -1
+                        r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                        local, w, e, cnt, ctl, wst, lat)
+                        if r == ABORTED:
+                            held[hb + j] = e
+                        if r == ABORTED or r == ABORTED_FREED:
+                            return done
+                        done += 1
+                    fragidx[w * (cap // 10 + 1) + k] = j
+                    wst[w, S_POS] = k + 1
+                else:
+                    wst[w, S_PHASE] = 3
+                    wst[w, S_POS] = 0
+            else:
+                k = wst[w, S_POS]
+                if k < kmax:
+                    j = fragidx[w * (cap // 10 + 1) + k]
+                    if held[hb + j] < 0:
+                        pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                           local, w, order, mt, cnt, ctl, wst, lat)
+                        if pfn == ABORTED:
+                            return done
+                        if pfn >= 0:
+                            held[hb + j] = (pfn << 4) | order
+                        done += 1
+                    wst[w, S_POS] = k + 1
+                else:
+                    wst[w, S_PHASE] = 4
+    return done
+
+
+@njit(cache=True, nogil=True)
+def _mark_held(mm, held, mark, errs):
+    """Mark every held block's frames; errors: [1, pfn] bad refcount, [2, pfn] in two places."""
+    n = 0
+    for i in range(held.shape[0]):
+        e = held[i]
+        if e < 0:
+            continue
+        pfn = e >> 4
+        order = e & 15
+        if mm[pfn, Z.PG_REFCOUNT] != 1:
+            if n < errs.shape[0]:
+                errs[n, 0], errs[n, 1] = 1, pfn
+            n += 1
+        for p in range(pfn, pfn + (1 << order)):
+            mark[p] += 1
+            if mark[p] > 1:
+                if n < errs.shape[0]:
+                    errs[n, 0], errs[n, 1] = 2, p
+                n += 1
+                break
+    return n
+
+
+class PageAllocModel(Model):
+    name = "pagealloc"
+    description = "page allocator scalability: buddy, per-CPU lists (3 generations), LLFree"
+    variants = {a: {"allocator": a} for a in ALLOCATORS}
+    params = {
+        "allocator": Param(str, "buddy", choices=ALLOCATORS, help="set by the variant"),
+        "nframes": Param(int, 1 << 20, 1 << 14, 1 << 26,
+                         help="frames in the zone (a multiple of 16384; 2^20 = 4 GiB)"),
+        "lock": Param(str, "ttas", choices=tuple(LOCK_KINDS), help="zone->lock kind"),
+        "workload": Param(str, "bulk", choices=WORKLOADS, help="per-worker op pattern"),
+        "order": Param(int, 0, 0, 10, help="allocation order (mixed draws its own)"),
+        "migratetype": Param(str, "movable", choices=tuple(MIGRATETYPES),
+                             help="migratetype of the allocations (mixed draws its own)"),
+        "batch": Param(int, 0, 0, 4096, help="pcp batch (0 = zone_batchsize: 63)"),
+        "high": Param(int, 0, 0, 1 << 24,
+                      help="pcp high (0 = kernel formula; autotune: high_max)"),
+        "max_workers": Param(int, 0, 0, 4096,
+                             help="T_max of A = F/(T_max*2*2^order) (0 = sweep_max_workers)"),
+        "sweep_max_workers": Param(int, 0, 0, 4096, help="set by the harness: largest sweep point"),
+        "decay_interval": Param(int, 1 << 18, 0, 1 << 40,
+                                help="pcp-autotune: ops between decay_pcp_high calls (no timer)"),
+        "data_pages": Param(int, 1024, 1, 1 << 20, help="pagefault: pages in the data area"),
+        "page_bytes": Param(int, 4096, 8, 4096, help="pagefault: bytes written per page"),
+    }
+    counter_names = COUNTER_NAMES
+
+    # --- sizing --------------------------------------------------------------------------
+    def validate(self, p):
+        if p["nframes"] % L.LLF_TREE_FRAMES:
+            raise ValueError(f"nframes must be a multiple of {L.LLF_TREE_FRAMES}")
+        if p["allocator"] == "llfree" and p["order"] > L.LLF_MAX_ORDER:
+            raise ValueError(f"llfree allocates orders up to {L.LLF_MAX_ORDER}")
+        if p["page_bytes"] % 8:
+            raise ValueError("page_bytes must be a multiple of 8")
+
+    @staticmethod
+    def _tmax(p, nworkers):
+        return max(p["max_workers"] or p["sweep_max_workers"] or nworkers, nworkers)
+
+    def sizes(self, p, nworkers):
+        """(A, cap): blocks a worker cycles through and its held-array capacity."""
+        F = p["nframes"]
+        wl = p["workload"]
+        if wl == "pagefault":
+            A = 0
+        elif wl == "frag":
+            A = max(10, int(F * 0.9) // (nworkers << p["order"]))
+        elif wl == "mixed":
+            A = max(2, F // (self._tmax(p, nworkers) * 2 * MIXED_MEAN_PAGES))
+        else:
+            A = max(1, F // (self._tmax(p, nworkers) * 2 << p["order"]))
+        return A, A + 1
+
+    def _ak(self, p):
+        a = p["allocator"]
+        return AK_BUDDY if a == "buddy" else AK_LLFREE if a == "llfree" else AK_PCP
+
+    def layout(self, p, nworkers):
+        F = p["nframes"]
+        A, cap = self.sizes(p, nworkers)
+        wl = p["workload"]
+        specs = [ArraySpec(k, shape, dt) for k, (shape, dt) in Z.zone_arrays(F).items()]
+        llf = L.llfree_arrays(F if p["allocator"] == "llfree" else L.LLF_TREE_FRAMES,
+                              nworkers if p["allocator"] == "llfree" else 1)
+        specs += [ArraySpec(k, shape, dt) for k, (shape, dt) in llf.items()]
+        specs += [
+            ArraySpec("zone_lock", (lockset_words(1, nworkers),)),
+            ArraySpec("pcp", (nworkers * P.PCP_WORDS,)),
+            ArraySpec("pa_held", (nworkers * cap,)),
+            ArraySpec("pa_wst", (nworkers, WST_WORDS)),
+            ArraySpec("pa_lat", (nworkers, 2, LAT_BUCKETS)),
+            ArraySpec("pa_perm", (nworkers * A if wl == "rand" else 1,)),
+            ArraySpec("pa_fragidx", (nworkers * (cap // 10 + 1) if wl == "frag" else 1,)),
+            ArraySpec("pa_fraglog", (nworkers, FRAG_ROUNDS)),
+            ArraySpec("pa_data", (p["data_pages"] * p["page_bytes"] // 8
+                                  if wl == "pagefault" else 1,)),
+        ]
+        return specs
+
+    def setup(self, arrays, p, nworkers, seed):
+        F = p["nframes"]
+        mm, pb, fl, zn = (arrays[k] for k in ("zone_mm", "zone_pb", "zone_fl", "zone_zn"))
+        init_lockset(arrays["zone_lock"], 1, nworkers, LOCK_KINDS[p["lock"]])
+        if p["allocator"] == "llfree":
+            Z.zone_reset(mm, pb, fl, zn, 0, F)
+            Z.zone_init_range(mm, pb, zn, 0, F)
+            mm[:, Z.PG_FLAGS] &= ~Z.PGF_RESERVED
+            mm[:, Z.PG_REFCOUNT] = 0
+            zn[Z.Z_MANAGED] = F
+            Z.zone_set_watermarks(zn)
+            L.llfree_init(arrays["llf_bits"], arrays["llf_children"], arrays["llf_trees"],
+                          arrays["llf_local"], F, nworkers)
+        else:
+            Z.zone_build(mm, pb, fl, zn, 0, F)
+            L.llfree_init(arrays["llf_bits"], arrays["llf_children"], arrays["llf_trees"],
+                          arrays["llf_local"], L.LLF_TREE_FRAMES, 1)
+        pcp = arrays["pcp"]
+        pcp[:] = 0
+        if p["allocator"].startswith("pcp-"):
+            kind = p["allocator"][4:]
+            b, hmin, hmax = P.pcp_sizes(kind, int(zn[Z.Z_MANAGED]), int(zn[Z.Z_WMARK_LOW]),
+                                        self._tmax(p, nworkers), p["batch"], p["high"])
+            for w in range(nworkers):
+                P.pcp_init(pcp, w, P.PCP_CLASSIC if kind == "classic" else P.PCP_MODERN,
+                           b, hmin, hmax)
+        arrays["pa_held"][:] = -1
+        wst = arrays["pa_wst"]
+        wst[:] = 0
+        rng = np.random.default_rng(seed)
+        wst[:, S_RNG] = rng.integers(1, 1 << 62, nworkers)
+        arrays["pa_lat"][:] = 0
+        arrays["pa_fraglog"][:] = -1
+        arrays["pa_fragidx"][:] = 0
+        arrays["pa_data"][:] = 0
+        A, _ = self.sizes(p, nworkers)
+        if p["workload"] == "rand":
+            arrays["pa_perm"][:] = rng.permutation(nworkers * A)
+
+    def compile(self, p):
+        a = {k: np.zeros(s.shape, s.dtype) for k, s in
+             ((s.name, s) for s in self.layout(dict(p, nframes=L.LLF_TREE_FRAMES,
+                                                     workload="bulk", data_pages=1), 1))}
+        a["counters"] = np.zeros((1, self.counter_columns()), np.int64)
+        a["ctl"] = np.zeros(64, np.int64)
+        self._call(a, p, 0, 1, 0, AK_BUDDY)
+
+    def _call(self, a, p, w, nw, n, ak=None):
+        A, cap = self.sizes(p, nw)
+        return pagealloc_step(
+            self._ak(p) if ak is None else ak, WORKLOADS.index(p["workload"]),
+            a["zone_mm"], a["zone_pb"], a["zone_fl"], a["zone_zn"], a["zone_lock"], a["pcp"],
+            a["llf_bits"], a["llf_children"], a["llf_trees"], a["llf_local"], a["pa_held"],
+            a["pa_wst"], a["pa_lat"], a["pa_perm"], a["pa_fragidx"], a["pa_fraglog"],
+            a["pa_data"], a["counters"], a["ctl"], w, nw, n, p["order"],
+            MIGRATETYPES[p["migratetype"]], A, cap, p["page_bytes"] // 8, p["data_pages"],
+            p["decay_interval"] if p["allocator"] == "pcp-autotune" else 0)
+
+    def worker_init(self, arrays, p, worker, nworkers):
+        return (arrays, p, worker, nworkers)
+
+    def step(self, ctx, n):
+        arrays, p, w, nw = ctx
+        return self._call(arrays, p, w, nw, n)
+
+    def worker_finish(self, ctx):
+        arrays, p, w, nw = ctx
+        arrays["counters"][w, C_STRANDED] = arrays["pcp"][w * P.PCP_WORDS + P.P_COUNT]
+
+    def check(self, arrays, p, nworkers):
+        F = p["nframes"]
+        mm, pb, fl, zn = (arrays[k] for k in ("zone_mm", "zone_pb", "zone_fl", "zone_zn"))
+        mark = np.zeros(F, np.int32)
+        errors = Z.zone_check(mm, pb, fl, zn, mark)
+        if p["allocator"].startswith("pcp-"):
+            errors += P.pcp_check(mm, arrays["pcp"], nworkers, mark)
+            for w in range(nworkers):
+                arrays["counters"][w, C_STRANDED] = arrays["pcp"][w * P.PCP_WORDS + P.P_COUNT]
+        if p["allocator"] == "llfree":
+            args = (arrays["llf_bits"], arrays["llf_children"], arrays["llf_trees"],
+                    arrays["llf_local"])
+            errors += L.llfree_check(*args, F, nworkers)
+            bits = np.unpackbits(arrays["llf_bits"].view(np.uint8), bitorder="little")[:F]
+            huge = np.repeat((arrays["llf_children"] & L.CHILD_HUGE) != 0, L.LLF_CHILD_FRAMES)
+            mark += ((bits == 0) & ~huge).astype(np.int32)
+        errs = np.zeros((16, 2), np.int64)
+        n = _mark_held(mm, arrays["pa_held"], mark, errs)
+        for code, pfn in errs[:min(n, 16)]:
+            errors.append(f"held block at pfn {pfn} has refcount {mm[pfn, Z.PG_REFCOUNT]}"
+                          if code == 1 else f"held frame {pfn} is also free or held twice")
+        lost = np.flatnonzero(mark == 0)
+        dup = np.flatnonzero(mark > 1)
+        if lost.size:
+            errors.append(f"{lost.size} frames are nowhere (first {lost[:5].tolist()})")
+        if dup.size:
+            errors.append(f"{dup.size} frames are in two places (first {dup[:5].tolist()})")
+        return errors
+
+    def report(self, arrays, p, nworkers):
+        lat = arrays["pa_lat"]
+        hist = {k: {"unit": "cycles", "bucket_log2_base": 0,
+                    "counts": [int(x) for x in lat[:, i, :].sum(axis=0)]}
+                for i, k in enumerate(("alloc", "free"))}
+        A, _ = self.sizes(p, nworkers)
+        extra = {"blocks_per_worker": A}
+        if p["workload"] == "frag":
+            log = arrays["pa_fraglog"][0]
+            extra["frag_free_huge_per_round"] = [int(x) for x in log[log >= 0]]
+            extra["frag_huge_total"] = p["nframes"] >> Z.PAGEBLOCK_ORDER
+        if p["allocator"].startswith("pcp-"):
+            pcp = arrays["pcp"]
+            extra["pcp_high_final"] = [int(pcp[w * P.PCP_WORDS + P.P_HIGH]) for w in range(nworkers)]
+            extra["pcp_batch"] = int(pcp[P.P_BATCH])
+        # Filled by worker_finish, after the measured window the harness's deltas cover.
+        stranded = arrays["counters"][:, C_STRANDED].tolist()
+        return {"latency": hist, "extra": extra, "counters": {"pcp_stranded": stranded}}

@@ -1,0 +1,529 @@
+"""Per-CPU page lists (``struct per_cpu_pages``) in front of the zone's buddy allocator.
+
+Each worker (a simulated CPU) owns one ``per_cpu_pages`` record in the 1-D int64 array
+``pcp`` at ``w * PCP_WORDS`` (48 words = 384 bytes, six whole cache lines, so no two
+workers share a line).  Its lists are threaded through the memmap's ``lru`` words like the
+buddy free lists; [first, last] pfns sit at ``P_LISTS + 2 * pindex``.
+
+Two code paths, as the kernel had them:
+
+* ``PCP_CLASSIC`` (<= 5.13): order-0 pages only, one list per pcp migratetype; refill
+  ``batch`` pages with ``rmqueue_bulk`` when the list is empty; when ``count >= high`` free
+  ``batch`` pages with ``free_pcppages_bulk`` (5.13: pick pages round robin off the lists'
+  tails with the ``batch_free`` rule, then free them under one zone->lock acquisition).
+* ``PCP_MODERN`` (5.14+, code of 6.7-6.13): lists for orders 0..3 x 3 migratetypes plus two
+  THP lists; ``nr_pcp_alloc`` / ``nr_pcp_high`` / ``nr_pcp_free`` / ``decay_pcp_high`` exactly
+  as KERNEL_ALGORITHMS.md paraphrases them, and a pcp spinlock taken by trylock (6.0+).  With
+  ``high_min == high_max`` the auto-tuning is off (the 5.14-6.6 behaviour, and what the
+  percpu_pagelist_high_fraction sysctl gives); otherwise it is the 6.7 auto-tuner.
+
+Counters go to cnt[w, cc + PCPC_*]; pages stolen by fallback to cnt[w, cs].
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..atomics import cas, load_relaxed, store_relaxed, store_release
+from ..locks import spin_lock, spin_unlock
+from .zone import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, PAGE_ALLOC_COSTLY_ORDER,
+                   PAGEBLOCK_ORDER, PG_FLAGS, PG_LRU_NEXT, PG_LRU_PREV, PG_REFCOUNT, PGF_BUDDY,
+                   Z_FLAGS, Z_FREE_PAGES, Z_WMARK_HIGH, ZONE_BELOW_HIGH, ZONE_RECLAIM_ACTIVE,
+                   buddy_alloc, buddy_free, free_one_page_locked, free_pages_prepare,
+                   get_pageblock_migratetype, list_add, list_del, prep_new_page, rmqueue_locked)
+
+PCP_CLASSIC = 0
+PCP_MODERN = 1
+
+PCP_BATCH_SCALE_MAX = 5                      # CONFIG_PCP_BATCH_SCALE_MAX
+NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)   # 12
+NR_PCP_THP = 2
+NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + NR_PCP_THP                          # 14
+HPAGE_PMD_ORDER = PAGEBLOCK_ORDER
+
+# per_cpu_pages words
+P_COUNT = 0
+P_HIGH = 1
+P_HIGH_MIN = 2
+P_HIGH_MAX = 3
+P_BATCH = 4
+P_FLAGS = 5
+P_ALLOC_FACTOR = 6
+P_FREE_COUNT = 7
+P_KIND = 8
+P_LOCK = 9               # pcp->lock (6.0+): taken by trylock
+P_DECAY_OPS = 10         # ops since the last decay (stands in for the vmstat timer)
+P_LISTS = 16             # lists[pindex] = [first, last] at P_LISTS + 2*pindex
+PCP_WORDS = 48
+PCPF_PREV_FREE_HIGH_ORDER = 1 << 0
+PCPF_FREE_HIGH_BATCH = 1 << 1
+
+# counter offsets from the caller's column cc
+PCPC_HITS = 0            # allocations served from a non-empty pcp list
+PCPC_REFILLS = 1         # rmqueue_bulk calls
+PCPC_DRAINS = 2          # free_pcppages_bulk calls
+N_PCP_COUNTERS = 3
+
+
+@njit(cache=True, nogil=True, inline="always")
+def order_to_pindex(mt, order):
+    if order > PAGE_ALLOC_COSTLY_ORDER:
+        if mt == MIGRATE_MOVABLE:
+            return NR_LOWORDER_PCP_LISTS + 1
+        return NR_LOWORDER_PCP_LISTS
+    return MIGRATE_PCPTYPES * order + mt
+
+
+@njit(cache=True, nogil=True, inline="always")
+def pindex_to_order(pindex):
+    if pindex >= NR_LOWORDER_PCP_LISTS:
+        return HPAGE_PMD_ORDER
+    return pindex // MIGRATE_PCPTYPES
+
+
+@njit(cache=True, nogil=True, inline="always")
+def pcp_allowed_order(order):
+    return order <= PAGE_ALLOC_COSTLY_ORDER or order == HPAGE_PMD_ORDER
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _clamp(v, lo, hi):
+    return min(max(v, lo), hi)
+
+
+# --- zone side: one zone->lock acquisition per batch -----------------------------------
+@njit(cache=True, nogil=True)
+def rmqueue_bulk(mm, pb, fl, zn, lk, w, order, count, mt, pcp, h, cnt, ctl, cs):
+    """Take ``count`` blocks of ``order`` under ONE zone->lock acquisition onto the list tail.
+
+    Returns the number of blocks taken, or -1 if the run was aborted.
+    """
+    if not spin_lock(lk, 0, w, cnt, ctl):
+        return -1
+    i = 0
+    while i < count:
+        pfn = rmqueue_locked(mm, pb, fl, zn, order, mt, cnt, w, cs)
+        if pfn < 0:
+            break
+        list_add(mm, pcp, h, pfn, True)
+        i += 1
+    spin_unlock(lk, 0, w, cnt)
+    return i
+
+
+@njit(cache=True, nogil=True)
+def free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, count, pindex, cnt, ctl):
+    """6.7 free_pcppages_bulk: under one zone->lock, round robin over the non-empty lists
+    starting at ``pindex``, each list drained from its tail (coldest) until ``count`` pages
+    are gone.  False if the run was aborted."""
+    base = w * PCP_WORDS
+    count = min(pcp[base + P_COUNT], count)
+    if count <= 0:
+        return True
+    pindex = pindex - 1
+    if not spin_lock(lk, 0, w, cnt, ctl):
+        return False
+    while count > 0:
+        while True:
+            pindex += 1
+            if pindex > NR_PCP_LISTS - 1:
+                pindex = 0
+            if pcp[base + P_LISTS + 2 * pindex] != -1:
+                break
+        h = base + P_LISTS + 2 * pindex
+        order = pindex_to_order(pindex)
+        nr_pages = 1 << order
+        while True:
+            pfn = pcp[h + 1]
+            mt = get_pageblock_migratetype(pb, pfn)
+            list_del(mm, pcp, h, pfn)
+            count -= nr_pages
+            pcp[base + P_COUNT] -= nr_pages
+            free_one_page_locked(mm, pb, fl, zn, pfn, order, mt, False)
+            if count <= 0 or pcp[h] == -1:
+                break
+    spin_unlock(lk, 0, w, cnt)
+    return True
+
+
+@njit(cache=True, nogil=True)
+def free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
+    """5.13 free_pcppages_bulk: pick ``count`` order-0 pages off the list tails (round robin,
+    ``batch_free`` grows past empty lists), then free them under one zone->lock."""
+    base = w * PCP_WORDS
+    count = min(pcp[base + P_COUNT], count)
+    if count <= 0:
+        return True
+    mt = 0
+    batch_free = 0
+    chain = -1                       # the local LIST_HEAD(head), linked through lru.next
+    while count > 0:
+        while True:
+            batch_free += 1
+            mt += 1
+            if mt == MIGRATE_PCPTYPES:
+                mt = 0
+            if pcp[base + P_LISTS + 2 * mt] != -1:
+                break
+        if batch_free == MIGRATE_PCPTYPES:
+            batch_free = count
+        h = base + P_LISTS + 2 * mt
+        while True:
+            pfn = pcp[h + 1]
+            list_del(mm, pcp, h, pfn)
+            pcp[base + P_COUNT] -= 1
+            mm[pfn, PG_LRU_NEXT] = chain
+            chain = pfn
+            count -= 1
+            batch_free -= 1
+            if count == 0 or batch_free == 0 or pcp[h] == -1:
+                break
+    if not spin_lock(lk, 0, w, cnt, ctl):
+        # Put the picked pages back so that nothing is lost for the post-mortem check.
+        while chain != -1:
+            nxt = mm[chain, PG_LRU_NEXT]
+            cmt = get_pageblock_migratetype(pb, chain)
+            if cmt >= MIGRATE_PCPTYPES:
+                cmt = MIGRATE_MOVABLE
+            list_add(mm, pcp, base + P_LISTS + 2 * cmt, chain, True)
+            pcp[base + P_COUNT] += 1
+            chain = nxt
+        return False
+    while chain != -1:
+        nxt = mm[chain, PG_LRU_NEXT]
+        mm[chain, PG_LRU_NEXT] = -1
+        free_one_page_locked(mm, pb, fl, zn, chain, 0, get_pageblock_migratetype(pb, chain), False)
+        chain = nxt
+    spin_unlock(lk, 0, w, cnt)
+    return True
+
+
+# --- the 6.7 sizing rules --------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def nr_pcp_alloc(pcp, base, zn, order):
+    base_batch = pcp[base + P_BATCH]
+    high_min = pcp[base + P_HIGH_MIN]
+    high_max = pcp[base + P_HIGH_MAX]
+    high = _clamp(pcp[base + P_HIGH], high_min, high_max)
+    pcp[base + P_HIGH] = high
+    if high < base_batch:
+        return 1
+    if order:
+        batch = base_batch
+    else:
+        batch = base_batch << pcp[base + P_ALLOC_FACTOR]
+    if high_min != high_max and (load_relaxed(zn, Z_FLAGS) & ZONE_BELOW_HIGH) == 0:
+        high = min(high + batch, high_max)
+        pcp[base + P_HIGH] = high
+    if not order:
+        max_nr_alloc = max(high - pcp[base + P_COUNT] - base_batch, base_batch)
+        if batch <= max_nr_alloc and pcp[base + P_ALLOC_FACTOR] < PCP_BATCH_SCALE_MAX:
+            pcp[base + P_ALLOC_FACTOR] += 1
+        batch = min(batch, max_nr_alloc)
+    if batch > 1:
+        batch = max(batch >> order, 2)
+    return batch
+
+
+@njit(cache=True, nogil=True)
+def nr_pcp_high(pcp, base, zn, batch, free_high):
+    high_min = pcp[base + P_HIGH_MIN]
+    high_max = pcp[base + P_HIGH_MAX]
+    high = _clamp(pcp[base + P_HIGH], high_min, high_max)
+    pcp[base + P_HIGH] = high
+    if high == 0:
+        return 0
+    if free_high:
+        pcp[base + P_HIGH] = max(high - (batch << PCP_BATCH_SCALE_MAX), high_min)
+        return 0
+    zflags = load_relaxed(zn, Z_FLAGS)
+    if (zflags & ZONE_RECLAIM_ACTIVE) != 0:
+        free_count = max(pcp[base + P_FREE_COUNT], batch)
+        pcp[base + P_HIGH] = max(high - free_count, high_min)
+        return min(batch << 2, pcp[base + P_HIGH])
+    if high_min == high_max:
+        return high
+    if (zflags & ZONE_BELOW_HIGH) != 0:
+        free_count = max(pcp[base + P_FREE_COUNT], batch)
+        pcp[base + P_HIGH] = max(high - free_count, high_min)
+        high = max(pcp[base + P_COUNT], high_min)
+    elif pcp[base + P_COUNT] >= high:
+        need_high = pcp[base + P_FREE_COUNT] + batch
+        if pcp[base + P_HIGH] < need_high:
+            pcp[base + P_HIGH] = _clamp(need_high, high_min, high_max)
+    return high
+
+
+@njit(cache=True, nogil=True)
+def nr_pcp_free(pcp, base, batch, high, free_high):
+    if free_high:
+        return min(pcp[base + P_COUNT], batch << PCP_BATCH_SCALE_MAX)
+    if high < batch:
+        return 1
+    return _clamp(pcp[base + P_FREE_COUNT], batch, high - batch)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pcp_trylock(pcp, base):
+    return cas(pcp, base + P_LOCK, 0, 1) == 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _pcp_unlock(pcp, base):
+    store_release(pcp, base + P_LOCK, 0)
+
+
+@njit(cache=True, nogil=True)
+def _note_watermark(zn, order):
+    # get_page_from_freelist's ZONE_BELOW_HIGH detection (6.7), done on every allocation.
+    if (load_relaxed(zn, Z_FLAGS) & ZONE_BELOW_HIGH) == 0:
+        if load_relaxed(zn, Z_FREE_PAGES) - (1 << order) <= zn[Z_WMARK_HIGH]:
+            store_relaxed(zn, Z_FLAGS, load_relaxed(zn, Z_FLAGS) | ZONE_BELOW_HIGH)
+
+
+# --- alloc / free ------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
+    """rmqueue: pcp list first (refilled by rmqueue_bulk), the buddy for other orders.
+
+    Returns the pfn, -1 when out of memory, -2 when the run was aborted.
+    """
+    base = w * PCP_WORDS
+    if pcp[base + P_KIND] == PCP_CLASSIC:
+        if order != 0:
+            return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs)
+        h = base + P_LISTS + 2 * mt
+        if pcp[h] == -1:
+            got = rmqueue_bulk(mm, pb, fl, zn, lk, w, 0, pcp[base + P_BATCH], mt, pcp, h, cnt,
+                               ctl, cs)
+            if got < 0:
+                return -2
+            cnt[w, cc + PCPC_REFILLS] += 1
+            pcp[base + P_COUNT] += got
+            if got == 0:
+                return -1
+        else:
+            cnt[w, cc + PCPC_HITS] += 1
+        pfn = pcp[h]
+        list_del(mm, pcp, h, pfn)
+        pcp[base + P_COUNT] -= 1
+        prep_new_page(mm, pfn, 0, mt)
+        return pfn
+    _note_watermark(zn, order)
+    if not pcp_allowed_order(order) or not _pcp_trylock(pcp, base):
+        return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs)
+    pcp[base + P_FREE_COUNT] >>= 1
+    h = base + P_LISTS + 2 * order_to_pindex(mt, order)
+    if pcp[h] == -1:
+        batch = nr_pcp_alloc(pcp, base, zn, order)
+        got = rmqueue_bulk(mm, pb, fl, zn, lk, w, order, batch, mt, pcp, h, cnt, ctl, cs)
+        if got < 0:
+            _pcp_unlock(pcp, base)
+            return -2
+        cnt[w, cc + PCPC_REFILLS] += 1
+        pcp[base + P_COUNT] += got << order
+        if got == 0:
+            _pcp_unlock(pcp, base)
+            return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs)
+    else:
+        cnt[w, cc + PCPC_HITS] += 1
+    pfn = pcp[h]
+    list_del(mm, pcp, h, pfn)
+    pcp[base + P_COUNT] -= 1 << order
+    _pcp_unlock(pcp, base)
+    prep_new_page(mm, pfn, order, mt)
+    return pfn
+
+
+@njit(cache=True, nogil=True)
+def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
+    """free_unref_page: onto the local list; drain when count reaches high.  0, or -2 aborted."""
+    base = w * PCP_WORDS
+    kind = pcp[base + P_KIND]
+    mt = get_pageblock_migratetype(pb, pfn)
+    if (kind == PCP_CLASSIC and order != 0) or not pcp_allowed_order(order) \
+            or mt == MIGRATE_ISOLATE:
+        return buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl)
+    if mt >= MIGRATE_PCPTYPES:
+        mt = MIGRATE_MOVABLE            # CMA and HIGHATOMIC are filed on the movable list
+    if kind == PCP_CLASSIC:
+        free_pages_prepare(mm, pfn)
+        list_add(mm, pcp, base + P_LISTS + 2 * mt, pfn, False)
+        pcp[base + P_COUNT] += 1
+        if pcp[base + P_COUNT] >= pcp[base + P_HIGH]:
+            cnt[w, cc + PCPC_DRAINS] += 1
+            if not free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_BATCH],
+                                              cnt, ctl):
+                return -2
+        return 0
+    if not _pcp_trylock(pcp, base):
+        return buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl)
+    free_pages_prepare(mm, pfn)
+    # free_unref_page_commit
+    pcp[base + P_ALLOC_FACTOR] >>= 1
+    pindex = order_to_pindex(mt, order)
+    list_add(mm, pcp, base + P_LISTS + 2 * pindex, pfn, False)
+    pcp[base + P_COUNT] += 1 << order
+    batch = pcp[base + P_BATCH]
+    free_high = False
+    flags = pcp[base + P_FLAGS]
+    if order != 0 and order <= PAGE_ALLOC_COSTLY_ORDER:
+        free_high = (pcp[base + P_FREE_COUNT] >= batch
+                     and (flags & PCPF_PREV_FREE_HIGH_ORDER) != 0
+                     and ((flags & PCPF_FREE_HIGH_BATCH) == 0 or pcp[base + P_COUNT] >= batch))
+        pcp[base + P_FLAGS] = flags | PCPF_PREV_FREE_HIGH_ORDER
+    elif (flags & PCPF_PREV_FREE_HIGH_ORDER) != 0:
+        pcp[base + P_FLAGS] = flags & ~PCPF_PREV_FREE_HIGH_ORDER
+    if pcp[base + P_FREE_COUNT] < (batch << PCP_BATCH_SCALE_MAX):
+        pcp[base + P_FREE_COUNT] += 1 << order
+    high = nr_pcp_high(pcp, base, zn, batch, free_high)
+    ok = True
+    if pcp[base + P_COUNT] >= high:
+        cnt[w, cc + PCPC_DRAINS] += 1
+        ok = free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp,
+                                nr_pcp_free(pcp, base, batch, high, free_high), pindex, cnt, ctl)
+        if (load_relaxed(zn, Z_FLAGS) & ZONE_BELOW_HIGH) != 0 and \
+                load_relaxed(zn, Z_FREE_PAGES) > zn[Z_WMARK_HIGH]:
+            store_relaxed(zn, Z_FLAGS, load_relaxed(zn, Z_FLAGS) & ~ZONE_BELOW_HIGH)
+    _pcp_unlock(pcp, base)
+    return 0 if ok else -2
+
+
+@njit(cache=True, nogil=True)
+def decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, cc):
+    """decay_pcp_high (vmstat_update's periodic work): shrink high by 1/8, free the excess."""
+    base = w * PCP_WORDS
+    high_min = pcp[base + P_HIGH_MIN]
+    batch = pcp[base + P_BATCH]
+    todo = 0
+    if pcp[base + P_HIGH] > high_min:
+        pcp[base + P_HIGH] = max(pcp[base + P_COUNT] - (batch << PCP_BATCH_SCALE_MAX),
+                                 pcp[base + P_HIGH] - (pcp[base + P_HIGH] >> 3), high_min)
+        if pcp[base + P_HIGH] > high_min:
+            todo += 1
+    to_drain = pcp[base + P_COUNT] - pcp[base + P_HIGH]
+    if to_drain > 0:
+        if not _pcp_trylock(pcp, base):
+            return todo
+        cnt[w, cc + PCPC_DRAINS] += 1
+        ok = free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, to_drain, 0, cnt, ctl)
+        _pcp_unlock(pcp, base)
+        if not ok:
+            return -2
+        todo += 1
+    return todo
+
+
+@njit(cache=True, nogil=True)
+def drain_pages_zone(mm, pb, fl, zn, lk, pcp, w, cnt, ctl):
+    """drain_pages_zone: return every page on worker w's lists to the buddy allocator."""
+    base = w * PCP_WORDS
+    if pcp[base + P_KIND] == PCP_CLASSIC:
+        return free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], cnt, ctl)
+    return free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], 0, cnt, ctl)
+
+
+# --- Python side -----------------------------------------------------------------------
+def rounddown_pow_of_two(x: int) -> int:
+    return 1 << (x.bit_length() - 1)
+
+
+def zone_batchsize(managed: int) -> int:
+    """zone_batchsize: 63 for zones of 1 GiB and more."""
+    b = max(min(managed >> 10, 256) // 4, 1)
+    return rounddown_pow_of_two(b + b // 2) - 1
+
+
+def zone_highsize(managed: int, low_wmark: int, batch: int, ncpus: int, fraction: int) -> int:
+    total = managed // fraction if fraction else low_wmark
+    return max(total // max(ncpus, 1), batch << 2)
+
+
+def pcp_sizes(kind: str, managed: int, low_wmark: int, ncpus: int, batch: int = 0,
+              high: int = 0) -> tuple[int, int, int]:
+    """(batch, high_min, high_max) of a pageset of ``kind`` ("classic", "highorder", "autotune")."""
+    b = batch or zone_batchsize(managed)
+    if kind == "classic":
+        h = high or 6 * b
+        return b, h, h
+    hmin = zone_highsize(managed, low_wmark, b, ncpus, 0)
+    if kind == "highorder":
+        h = high or hmin
+        return b, h, h
+    hmax = high or zone_highsize(managed, low_wmark, b, ncpus, 8)
+    return b, min(hmin, hmax), hmax
+
+
+def pcp_init(pcp, w: int, kind: int, batch: int, high_min: int, high_max: int) -> None:
+    base = w * PCP_WORDS
+    pcp[base:base + PCP_WORDS] = 0
+    pcp[base + P_LISTS:base + P_LISTS + 2 * NR_PCP_LISTS] = -1
+    pcp[base + P_KIND] = kind
+    pcp[base + P_BATCH] = batch
+    pcp[base + P_HIGH_MIN] = high_min
+    pcp[base + P_HIGH_MAX] = high_max
+    pcp[base + P_HIGH] = high_min
+
+
+@njit(cache=True, nogil=True)
+def _pcp_check_kernel(mm, pcp, nworkers, mark, errs):
+    """Walk every pcp list; mark its frames; errors: 1 link, 2 count, 3 buddy/refcount, 4 dup."""
+    n = 0
+    for w in range(nworkers):
+        base = w * PCP_WORDS
+        total = 0
+        for i in range(NR_PCP_LISTS):
+            h = base + P_LISTS + 2 * i
+            order = pindex_to_order(i)
+            pfn = pcp[h]
+            prev = -1
+            steps = 0
+            while pfn != -1 and steps <= mm.shape[0]:
+                steps += 1
+                if mm[pfn, PG_LRU_PREV] != prev:
+                    if n < errs.shape[0]:
+                        errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 1, w, i, pfn
+                    n += 1
+                if (mm[pfn, PG_FLAGS] & PGF_BUDDY) != 0 or mm[pfn, PG_REFCOUNT] != 0:
+                    if n < errs.shape[0]:
+                        errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 3, w, i, pfn
+                    n += 1
+                for p in range(pfn, pfn + (1 << order)):
+                    mark[p] += 1
+                    if mark[p] > 1:
+                        if n < errs.shape[0]:
+                            errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 4, w, i, p
+                        n += 1
+                        break
+                total += 1 << order
+                prev = pfn
+                pfn = mm[pfn, PG_LRU_NEXT]
+            if pcp[h + 1] != prev:
+                if n < errs.shape[0]:
+                    errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 1, w, i, prev
+                n += 1
+        if total != pcp[base + P_COUNT]:
+            if n < errs.shape[0]:
+                errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 2, w, pcp[base + P_COUNT], total
+            n += 1
+    return n
+
+
+_PCP_ERR = {1: "pcp {0} list {1}: broken link at pfn {2}",
+            2: "pcp {0}: count {1} but the lists hold {2} pages",
+            3: "pcp {0} list {1}: pfn {2} is PageBuddy or has a reference",
+            4: "pcp {0} list {1}: frame {2} is in two places"}
+
+
+def pcp_check(mm, pcp, nworkers: int, mark) -> list[str]:
+    errs = np.zeros((32, 4), np.int64)
+    n = _pcp_check_kernel(mm, pcp, nworkers, mark, errs)
+    out = [_PCP_ERR[int(e[0])].format(*(int(x) for x in e[1:])) for e in errs[:min(n, 32)]]
+    if n > 32:
+        out.append(f"... and {n - 32} more pcp errors")
+    return out
+
+
+def pcp_pages(pcp, nworkers: int) -> list[int]:
+    """Pages on each worker's lists (what is stranded when the run ends)."""
+    return [int(pcp[w * PCP_WORDS + P_COUNT]) for w in range(nworkers)]

@@ -1,0 +1,97 @@
+"""The pagealloc model: every variant x workload runs and leaves every frame accounted for."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mmbench.ctl import CTL_WORDS
+from mmbench.models import pcp as P
+from mmbench.models.pagealloc import ALLOCATORS, WORKLOADS, PageAllocModel
+
+M = PageAllocModel()
+NFRAMES = 1 << 15
+
+
+def make(variant, nworkers=1, **kw):
+    p = M.resolve(variant, dict({"nframes": NFRAMES, "data_pages": 16}, **kw))
+    arrays = {s.name: np.zeros(s.shape, s.dtype) for s in M.layout(p, nworkers)}
+    arrays["ctl"] = np.zeros(CTL_WORDS, np.int64)
+    arrays["counters"] = np.zeros((nworkers, M.counter_columns()), np.int64)
+    M.setup(arrays, p, nworkers, seed=3)
+    M.compile(p)
+    return p, arrays
+
+
+def counters(arrays, w=0):
+    return {k: int(arrays["counters"][w, i]) for k, i in M.counter_map().items()}
+
+
+@pytest.mark.parametrize("variant", ALLOCATORS)
+@pytest.mark.parametrize("workload", WORKLOADS)
+def test_each_workload_runs_single_worker_and_checks_clean(variant, workload):
+    order = {"buddy": 9, "llfree": 9, "pcp-classic": 0}.get(variant, 2) if workload == "repeat" else 0
+    p, arrays = make(variant, workload=workload, order=order)
+    ctx = M.worker_init(arrays, p, 0, 1)
+    done = sum(M.step(ctx, 3000) for _ in range(10))
+    assert done >= 25_000          # bounded batches of about n ops, no stall
+    M.worker_finish(ctx)
+    assert M.check(arrays, p, 1) == []
+    c = counters(arrays)
+    assert c["ops_alloc"] > 0 and c["ops_free"] > 0
+    if variant == "buddy":
+        assert c["lock_acquisitions"] == c["ops_alloc"] + c["ops_free"] + c["alloc_fail"]
+    if variant.startswith("pcp-") and workload != "mixed" and order == 0:
+        assert c["lock_acquisitions"] < (c["ops_alloc"] + c["ops_free"]) / 4
+    if variant == "llfree":
+        assert c["lock_acquisitions"] == 0
+    rep = M.report(arrays, p, 1)
+    assert sum(rep["latency"]["alloc"]["counts"]) > 0 and len(rep["latency"]["free"]["counts"]) == 64
+
+
+def test_check_catches_a_lost_and_a_double_counted_frame():
+    p, arrays = make("pcp-highorder", workload="bulk")
+    ctx = M.worker_init(arrays, p, 0, 1)
+    M.step(ctx, 500)
+    held = arrays["pa_held"]
+    i = int(np.flatnonzero(held >= 0)[0])
+    e = int(held[i])
+    held[i] = -1
+    assert any("nowhere" in x for x in M.check(arrays, p, 1))
+    held[i] = e
+    held[i + 1] = held[i]
+    assert any("two places" in x or "refcount" in x for x in M.check(arrays, p, 1))
+
+
+def test_frag_reports_free_huge_blocks_per_round():
+    for variant in ("buddy", "llfree"):
+        p, arrays = make(variant, workload="frag")
+        ctx = M.worker_init(arrays, p, 0, 1)
+        for _ in range(40):
+            M.step(ctx, 5000)
+        assert M.check(arrays, p, 1) == []
+        ext = M.report(arrays, p, 1)["extra"]
+        rounds = ext["frag_free_huge_per_round"]
+        assert len(rounds) >= 10
+        assert all(0 <= r <= ext["frag_huge_total"] // 10 + 1 for r in rounds)
+
+
+def test_pcp_stranded_pages_are_reported():
+    p, arrays = make("pcp-autotune", workload="repeat")
+    ctx = M.worker_init(arrays, p, 0, 1)
+    M.step(ctx, 5000)
+    M.worker_finish(ctx)
+    assert M.check(arrays, p, 1) == []
+    c = counters(arrays)
+    assert c["pcp_stranded"] == int(arrays["pcp"][P.P_COUNT]) > 0
+
+
+@pytest.mark.parametrize("variant", ALLOCATORS)
+def test_two_worker_stress_keeps_invariants(variant):
+    harness = pytest.importorskip("mmbench.harness")
+    cfg = harness.RunConfig(workers=2, duration=0.3, warmup=0.05, interval=0.1, seed=5,
+                            watchdog=20.0)
+    for workload in ("rand", "mixed"):
+        p = M.resolve(variant, {"nframes": NFRAMES, "workload": workload,
+                                "sweep_max_workers": 2})
+        point = harness.run_point(M, variant, p, cfg)
+        assert point["invariants"]["ok"], point["invariants"]["errors"]
