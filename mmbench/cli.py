@@ -208,7 +208,8 @@ def cmd_compare(args) -> int:
     from .results import read_result
     base = [read_result(f) for f in args.base]
     new = [read_result(f) for f in args.new]
-    res = compare(base, new, threshold_pct=args.threshold, alpha=args.alpha, test=args.test)
+    res = compare(base, new, threshold_pct=args.threshold, alpha=args.alpha, test=args.test,
+                  strict=args.strict)
     print(format_compare(res, fmt=args.format))
     return res.exit_code
 
@@ -276,12 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compare", help="compare two results (exit 1 on a significant regression)")
-    p.add_argument("base", nargs=1)
-    p.add_argument("new", nargs=1)
+    p.add_argument("base", nargs=1, help="baseline result file")
+    p.add_argument("new", nargs=1, help="new result file")
     p.add_argument("--threshold", type=float, default=5.0, help="percent change below which nothing is reported")
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--test", choices=("welch", "mannwhitney"), default="welch")
     p.add_argument("--format", choices=("term", "md"), default="term")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse (exit 2) when machine, schema or workload version differ")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("plot", help="plot result files (PNG and SVG)")
