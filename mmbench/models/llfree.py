@@ -185,7 +185,7 @@ def _field_set_next(bits, c, start_row, order, cnt, w, cb):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _lower_get(bits, children, start_pfn, order, cnt, w, cb):
     """lower_get: allocate 2^order frames in the tree of start_pfn, searching its 32
     children from start_pfn's child on; pfn or -1."""
@@ -212,7 +212,7 @@ def _lower_get(bits, children, start_pfn, order, cnt, w, cb):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _lower_put(bits, children, pfn, order, cnt, w, cb):
     """lower_put: free an allocated, aligned block; 0, or -1 if it is not allocated as such."""
     c = pfn >> 9
@@ -432,7 +432,7 @@ def _sync_with_global(trees, lf, w, order, rsv, cnt, cb):
     return False
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _get_inner(bits, children, trees, lf, w, order, cnt, cb):
     n = 1 << order
     i = w * LLF_LOCAL_WORDS + LLF_L_RESERVED
@@ -471,7 +471,7 @@ def _get_inner(bits, children, trees, lf, w, order, cnt, cb):
     return _reserve_and_get(bits, children, trees, lf, w, order, old, cnt, cb)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def llfree_get(bits, children, trees, local, w, order, cnt, cb):
     """llfree_get: allocate 2^order frames (order 0..9) for worker w.
 
@@ -492,7 +492,7 @@ def llfree_get(bits, children, trees, local, w, order, cnt, cb):
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def llfree_put(bits, children, trees, local, w, pfn, order, cnt, cb):
     """llfree_put: free the block (pfn, order) that some worker allocated.
 

@@ -72,7 +72,7 @@ ABORTED_FREED = -3    # the block went onto a pcp list, then a drain was aborted
 
 
 # --- allocator dispatch ------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt, ctl):
     if ak == AK_BUDDY:
         return Z.buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, C_STOLEN)
@@ -84,7 +84,7 @@ def _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, 
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt, ctl):
     if ak == AK_BUDDY:
         return Z.buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl)
@@ -106,7 +106,7 @@ def _bucket(dt):
     return b
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt,
                  ctl, wst, lat):
     ops = wst[w, S_OPS]
@@ -126,7 +126,7 @@ def _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, o
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e, cnt, ctl,
                 wst, lat):
     ops = wst[w, S_OPS]
@@ -171,34 +171,48 @@ def _free_huge(ak, zn, children):
     return c
 
 
+# What a planned op does once the allocator has answered (see pagealloc_step).
+POST_FILL, POST_FREE_POS, POST_TRANSIENT, POST_MIXED, POST_FRAG_FREE, POST_FRAG_ALLOC = range(6)
+ACT_NONE, ACT_ALLOC, ACT_FREE = 0, 1, 2
+
+
 @kernel
 def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                    perm, fragidx, fraglog, data, cnt, ctl, w, nw, n, order, mt, A, cap,
                    page_words, data_pages, decay_interval):
     """Run about ``n`` alloc/free ops of workload ``wl``; returns the ops done.
 
+    Each iteration first *plans* one step of the worker's state machine (which block to
+    allocate or free, or a barrier), then performs it at the one allocation site or the one
+    free site below, then commits the outcome.  One site each lets the allocator fast paths
+    be compiled inline: a Numba call passing a dozen arrays costs ~30 ns of argument
+    marshalling per op, more than a whole PCP hit.
+
     Returns early when a kernel barrier or a lock reports stop/abort (the state stays
     consistent: a block is always either held or given to the allocator).
     """
     done = 0
     hb = w * cap
+    fstride = cap // 10 + 1
     while done < n:
         if decay_interval > 0 and wst[w, S_OPS] >= decay_interval * (wst[w, S_DECAY] + 1):
             wst[w, S_DECAY] += 1
             if P.decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, C_PCP) == -2:
                 return done
         ph = wst[w, S_PHASE]
+        act = ACT_NONE
+        post = POST_FILL
+        a_order = order
+        a_mt = mt
+        slot = -1            # held[] index the block comes from / goes to
+        e = np.int64(-1)     # the held entry being freed
+        aux = 0              # position / round step to advance after the op
+        # ---- plan ------------------------------------------------------------------------
         if wl == WL_BULK or wl == WL_RAND:
             if ph == 0:
                 pos = wst[w, S_POS]
                 if pos < A:
-                    pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
-                                       w, order, mt, cnt, ctl, wst, lat)
-                    if pfn == ABORTED:
-                        return done
-                    held[hb + pos] = (pfn << 4) | order if pfn >= 0 else -1
-                    wst[w, S_POS] = pos + 1
-                    done += 1
+                    act, post, slot = ACT_ALLOC, POST_FILL, hb + pos
                 else:
                     wst[w, S_PHASE] = 1
             elif ph == 1 or ph == 3:
@@ -214,100 +228,57 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                     else:
                         g = perm[w * A + pos]
                         idx = (g // A) * cap + g % A
+                    # rand frees other workers' blocks: claim the slot atomically.
                     e = xchg(held, idx, -1)
                     if e >= 0:
-                        r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
-                                        local, w, e, cnt, ctl, wst, lat)
-                        if r == ABORTED:
-                            held[idx] = e
-                        if r == ABORTED or r == ABORTED_FREED:
-                            return done
-                        done += 1
-                    wst[w, S_POS] = pos + 1
+                        act, post, slot, aux = ACT_FREE, POST_FREE_POS, idx, pos + 1
+                    else:
+                        wst[w, S_POS] = pos + 1
                 else:
                     wst[w, S_PHASE] = 3
         elif wl == WL_REPEAT or wl == WL_PAGEFAULT or wl == WL_MIXED:
             if ph == 0 and wl == WL_REPEAT and wst[w, S_POS] < A:
-                pos = wst[w, S_POS]
-                pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
-                                   w, order, mt, cnt, ctl, wst, lat)
-                if pfn == ABORTED:
-                    return done
-                held[hb + pos] = (pfn << 4) | order if pfn >= 0 else -1
-                wst[w, S_POS] = pos + 1
-                done += 1
-                continue
-            wst[w, S_PHASE] = 1
-            if wl == WL_MIXED:
-                nh = wst[w, S_NHELD]
-                r = _rng(wst, w)
-                if nh < A and (nh < A // 2 or (r & 1) != 0):
-                    o = MIXED_ORDERS[(r >> 1) % 7]
-                    m = Z.MIGRATE_MOVABLE
-                    sel = (r >> 8) & 7
-                    if o != 9 and sel == 0:
-                        m = Z.MIGRATE_UNMOVABLE
-                    elif o != 9 and sel == 1:
-                        m = Z.MIGRATE_RECLAIMABLE
-                    pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
-                                       local, w, o, m, cnt, ctl, wst, lat)
-                    if pfn == ABORTED:
-                        return done
-                    if pfn >= 0:
-                        held[hb + nh] = (pfn << 4) | o
-                        wst[w, S_NHELD] = nh + 1
-                elif nh > 0:
-                    j = (r >> 1) % nh
-                    e = held[hb + j]
-                    held[hb + j] = held[hb + nh - 1]
-                    held[hb + nh - 1] = -1
-                    wst[w, S_NHELD] = nh - 1
-                    rr = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
-                                     w, e, cnt, ctl, wst, lat)
-                    if rr == ABORTED:
-                        held[hb + nh - 1] = e
-                        wst[w, S_NHELD] = nh
-                    if rr == ABORTED or rr == ABORTED_FREED:
-                        return done
-                done += 1
-                continue
-            o = order if wl == WL_REPEAT else 0
-            m = mt if wl == WL_REPEAT else Z.MIGRATE_MOVABLE
-            slot = hb + A            # the transient block's slot
-            pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
-                               w, o, m, cnt, ctl, wst, lat)
-            if pfn == ABORTED:
-                return done
-            done += 1
-            if pfn < 0:
-                continue
-            held[slot] = (pfn << 4) | o
-            if wl == WL_PAGEFAULT:
-                # The fault handler zeroes / writes the new page: real stores to real memory.
-                row = (pfn % data_pages) * page_words
-                for i in range(page_words):
-                    data[row + i] = pfn + i
-            e = held[slot]
-            held[slot] = -1
-            r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e,
-                            cnt, ctl, wst, lat)
-            if r == ABORTED:
-                held[slot] = e
-            if r == ABORTED or r == ABORTED_FREED:
-                return done
-            done += 1
+                act, post, slot = ACT_ALLOC, POST_FILL, hb + wst[w, S_POS]
+            else:
+                wst[w, S_PHASE] = 1
+                if wl == WL_MIXED:
+                    nh = wst[w, S_NHELD]
+                    r = _rng(wst, w)
+                    if nh < A and (nh < A // 2 or (r & 1) != 0):
+                        a_order = MIXED_ORDERS[(r >> 1) % 7]
+                        a_mt = Z.MIGRATE_MOVABLE
+                        sel = (r >> 8) & 7
+                        if a_order != 9 and sel == 0:
+                            a_mt = Z.MIGRATE_UNMOVABLE
+                        elif a_order != 9 and sel == 1:
+                            a_mt = Z.MIGRATE_RECLAIMABLE
+                        act, post, slot = ACT_ALLOC, POST_MIXED, hb + nh
+                    elif nh > 0:
+                        j = (r >> 1) % nh
+                        e = held[hb + j]
+                        held[hb + j] = held[hb + nh - 1]
+                        held[hb + nh - 1] = -1
+                        wst[w, S_NHELD] = nh - 1
+                        act, post, slot = ACT_FREE, POST_MIXED, hb + nh - 1
+                    else:
+                        done += 1
+                else:
+                    # The transient block's slot: allocated in one step, freed in the next.
+                    slot = hb + A
+                    if held[slot] >= 0:
+                        e = held[slot]
+                        held[slot] = -1
+                        act, post = ACT_FREE, POST_TRANSIENT
+                    else:
+                        act, post = ACT_ALLOC, POST_TRANSIENT
+                        if wl == WL_PAGEFAULT:
+                            a_order, a_mt = 0, Z.MIGRATE_MOVABLE
         else:  # WL_FRAG
             kmax = max(A // 10, 1)
             if ph == 0:
                 pos = wst[w, S_POS]
                 if pos < A:
-                    pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
-                                       w, order, mt, cnt, ctl, wst, lat)
-                    if pfn == ABORTED:
-                        return done
-                    held[hb + pos] = (pfn << 4) | order if pfn >= 0 else -1
-                    wst[w, S_POS] = pos + 1
-                    done += 1
+                    act, post, slot = ACT_ALLOC, POST_FILL, hb + pos
                 else:
                     wst[w, S_PHASE] = 1
             elif ph == 1 or ph == 4:
@@ -331,33 +302,56 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                     e = held[hb + j]
                     if e >= 0:
                         held[hb + j] = -1
-                        r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
-                                        local, w, e, cnt, ctl, wst, lat)
-                        if r == ABORTED:
-                            held[hb + j] = e
-                        if r == ABORTED or r == ABORTED_FREED:
-                            return done
-                        done += 1
-                    fragidx[w * (cap // 10 + 1) + k] = j
-                    wst[w, S_POS] = k + 1
+                        act, post, slot, aux = ACT_FREE, POST_FRAG_FREE, hb + j, k
+                    else:
+                        fragidx[w * fstride + k] = j
+                        wst[w, S_POS] = k + 1
                 else:
                     wst[w, S_PHASE] = 3
                     wst[w, S_POS] = 0
             else:
                 k = wst[w, S_POS]
                 if k < kmax:
-                    j = fragidx[w * (cap // 10 + 1) + k]
+                    j = fragidx[w * fstride + k]
                     if held[hb + j] < 0:
-                        pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees,
-                                           local, w, order, mt, cnt, ctl, wst, lat)
-                        if pfn == ABORTED:
-                            return done
-                        if pfn >= 0:
-                            held[hb + j] = (pfn << 4) | order
-                        done += 1
+                        act, post, slot = ACT_ALLOC, POST_FRAG_ALLOC, hb + j
                     wst[w, S_POS] = k + 1
                 else:
                     wst[w, S_PHASE] = 4
+        # ---- perform: the one allocation site and the one free site ------------------------
+        if act == ACT_ALLOC:
+            pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
+                               w, a_order, a_mt, cnt, ctl, wst, lat)
+            if pfn == ABORTED:
+                return done
+            done += 1
+            if post == POST_FILL:
+                held[slot] = (pfn << 4) | a_order if pfn >= 0 else -1
+                wst[w, S_POS] += 1
+            elif pfn >= 0:
+                held[slot] = (pfn << 4) | a_order
+                if post == POST_MIXED:
+                    wst[w, S_NHELD] += 1
+                elif post == POST_TRANSIENT and wl == WL_PAGEFAULT:
+                    # The fault handler zeroes / writes the new page: real stores to real memory.
+                    row = (pfn % data_pages) * page_words
+                    for i in range(page_words):
+                        data[row + i] = pfn + i
+        elif act == ACT_FREE:
+            r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e,
+                            cnt, ctl, wst, lat)
+            if r == ABORTED:
+                held[slot] = e          # still ours: put it back where check() will see it
+                if post == POST_MIXED:
+                    wst[w, S_NHELD] += 1
+            if r == ABORTED or r == ABORTED_FREED:
+                return done
+            done += 1
+            if post == POST_FREE_POS:
+                wst[w, S_POS] = aux
+            elif post == POST_FRAG_FREE:
+                fragidx[w * fstride + aux] = slot - hb
+                wst[w, S_POS] = aux + 1
     return done
 
 

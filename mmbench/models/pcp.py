@@ -282,7 +282,7 @@ def _note_watermark(zn, order):
 
 
 # --- alloc / free ------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
     """rmqueue: pcp list first (refilled by rmqueue_bulk), the buddy for other orders.
 
@@ -335,7 +335,7 @@ def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
     """free_unref_page: onto the local list; drain when count reaches high.  0, or -2 aborted."""
     base = w * PCP_WORDS

@@ -442,7 +442,7 @@ def free_one_page_locked(mm, pb, fl, zn, pfn, order, mt, to_tail):
     add_to_free_list(mm, fl, zn, pfn, order, mt, to_tail)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, c_stolen):
     """rmqueue_buddy: one zone->lock acquisition per block.  -1 no memory, -2 run aborted."""
     if not spin_lock(lk, 0, w, cnt, ctl):
@@ -454,7 +454,7 @@ def buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, c_stolen):
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl):
     """free_one_page: __free_one_page under zone->lock.  0, or -2 if the run was aborted."""
     if not spin_lock(lk, 0, w, cnt, ctl):
