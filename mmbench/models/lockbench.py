@@ -22,7 +22,9 @@ from numba import njit
 from ..atomics import fetch_add, load_relaxed, store_relaxed
 from ..ctl import LINE_WORDS, N_LOCK_COUNTERS
 from ..jit import kernel
-from ..locks import LOCK_KINDS, init_lockset, lockset_words, spin_lock, spin_unlock
+from ..locks import LOCK_KINDS, init_lockset, lockset_words
+from ..locks import spin_lock_inline as spin_lock
+from ..locks import spin_unlock_inline as spin_unlock
 from ..model import ArraySpec, Model, Param
 
 V_PRIVATE, V_SHARED_ADD, V_LOCKED = 0, 1, 2
