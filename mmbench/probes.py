@@ -119,6 +119,7 @@ def memset_gbps(mib: int = 256) -> float:
 
 def cycles_per_ns(seconds: float = 0.05) -> float:
     """Cycle-counter ticks per ns, to turn rdtsc histograms into time."""
+    _rdtsc()  # compile (or load) first: not between the two timestamps
     t0, c0 = time.perf_counter_ns(), _rdtsc()
     time.sleep(seconds)
     t1, c1 = time.perf_counter_ns(), _rdtsc()
