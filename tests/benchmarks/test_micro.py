@@ -49,3 +49,41 @@ def test_uncontended_lock_pair(benchmark, kind):
     init_lockset(lk, 1, 1, LOCK_KINDS[kind])
     cnt = np.zeros((1, counter_columns(0)), np.int64)
     _per_op(benchmark, _lock_pair, lk, cnt, np.zeros(CTL_WORDS, np.int64), N)
+
+
+# --- model kernels through their step(): one worker, no harness ---------------------------
+def _single_worker(model_name, variant, params):
+    from mmbench.ctl import CTL_WORDS
+    from mmbench.models import get_model
+    m = get_model(model_name)
+    p = m.resolve(variant, params)
+    arrays = {s.name: np.zeros(s.shape, s.dtype) for s in m.layout(p, 1)}
+    arrays["ctl"] = np.zeros(CTL_WORDS, np.int64)
+    arrays["counters"] = np.zeros((1, m.counter_columns()), np.int64)
+    m.setup(arrays, p, 1, 1)
+    m.compile(p)
+    return m, p, arrays, m.worker_init(arrays, p, 0, 1)
+
+
+def _bench_step(benchmark, model_name, variant, params, n=20_000):
+    m, p, arrays, ctx = _single_worker(model_name, variant, params)
+    try:
+        m.step(ctx, n)  # warm: past any pre-fill phase
+        benchmark(m.step, ctx, n)
+        benchmark.extra_info["ns_per_op"] = benchmark.stats.stats.median * 1e9 / n
+        assert m.check(arrays, p, 1) == []
+    finally:
+        m.teardown(arrays, p)
+
+
+@pytest.mark.parametrize("variant", ["pcp-classic", "pcp-highorder", "pcp-autotune", "buddy", "llfree"])
+def test_alloc_free_repeat(benchmark, variant):
+    """repeat: alloc+free of one order-0 block (2 ops): a PCP hit pair, or a buddy split+merge."""
+    _bench_step(benchmark, "pagealloc", variant,
+                {"workload": "repeat", "order": 0, "nframes": 1 << 16, "sweep_max_workers": 1})
+
+
+@pytest.mark.parametrize("variant", ["flat", "sparse", "sparse-extreme", "vmemmap", "hvo"])
+def test_pfn_to_page(benchmark, variant):
+    _bench_step(benchmark, "memmap", variant,
+                {"layout": "fragmented", "mem_mib": 256, "walk": "random", "thp": False})
