@@ -12,6 +12,9 @@ Per workload:
   ``<wl>-extra``: every ``extra`` key no family view claimed, drawn generically
   (numbers vs workers, number lists vs their index), so a new model needs no change.
 
+Across workloads, :data:`CROSS_VIEWS` (e.g. ``model-vs-kernel``: the pagealloc model's
+page-fault scaling beside the kernel's, :mod:`mmbench.kernelcmp`) when their inputs are present.
+
 Computation lives in :mod:`mmbench.scaling`; this module only draws.  matplotlib
 is imported lazily (Agg, no pyplot state).
 """
@@ -174,9 +177,12 @@ def _shade_oversubscribed(ax, points: Iterable[PointData]) -> None:
                    label="oversubscribed (workers > allowed CPUs)")
 
 
+_formats = list(FORMATS)   # what _save writes; plot_docs(formats=...) narrows it for one call
+
+
 def _save(fig, outdir: Path, stem: str) -> list[Path]:
     out = []
-    for ext in FORMATS:
+    for ext in _formats:
         p = outdir / f"{stem}.{ext}"
         fig.savefig(p, dpi=100 if ext == "png" else None)
         out.append(p)
@@ -430,13 +436,17 @@ def _frag_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
     return _save(fig, outdir, f"{_safe(g.workload)}-frag"), {key}
 
 
+# Extras every point carries from the harness itself: bookkeeping, not results to plot.
+HARNESS_EXTRAS = {"harness_overhead", "final_batch"}
+
+
 def _generic_extra(g: Group, outdir: Path, claimed: set[str]) -> list[Path]:
     """Every unclaimed numeric extra: scalars vs workers, number lists vs their index."""
     keys: dict[str, str] = {}
     for d in g.points.values():
         for e in d.extra:
             for k, v in e.items():
-                if k in claimed or k in keys:
+                if k in claimed or k in keys or k in HARNESS_EXTRAS:
                     continue
                 if isinstance(v, (int, float)) and not isinstance(v, bool):
                     keys[k] = "scalar"
@@ -494,6 +504,19 @@ FAMILY_VIEWS: dict[str, list[Callable[[Group, Path], tuple[list[Path], set[str]]
 }
 
 
+def _model_vs_kernel(docs: list[tuple[dict, str]], outdir: Path, n_boot: int) -> list[Path]:
+    from .kernelcmp import plot_model_vs_kernel
+
+    return plot_model_vs_kernel(docs, outdir, n_boot=n_boot)
+
+
+# name -> a view across workloads (one family beside another), drawn from all the loaded
+# documents together; it draws nothing unless the results it compares are among them
+CROSS_VIEWS: dict[str, Callable[[list[tuple[dict, str]], Path, int], list[Path]]] = {
+    "model-vs-kernel": _model_vs_kernel,
+}
+
+
 def plot_group(g: Group, outdir: Path, n_boot: int = 300) -> list[Path]:
     out = plot_throughput(g, outdir)
     out += plot_scaling(g, outdir, n_boot=n_boot)
@@ -508,11 +531,23 @@ def plot_group(g: Group, outdir: Path, n_boot: int = 300) -> list[Path]:
     return out
 
 
-def plot_docs(docs: list[tuple[dict, str]], outdir, n_boot: int = 300) -> dict[str, list[Path]]:
-    """Draw every view of loaded documents; workload name -> files written."""
+def plot_docs(docs: list[tuple[dict, str]], outdir, n_boot: int = 300,
+              formats=FORMATS) -> dict[str, list[Path]]:
+    """Draw every view of loaded documents; workload name (or cross-view name, see
+    :data:`CROSS_VIEWS`) -> files written (in each of ``formats``)."""
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
-    return {g.workload: plot_group(g, outdir, n_boot=n_boot) for g in groups(docs) if g.points}
+    saved = list(_formats)
+    _formats[:] = list(formats)
+    try:
+        out = {g.workload: plot_group(g, outdir, n_boot=n_boot) for g in groups(docs) if g.points}
+        for name, view in CROSS_VIEWS.items():
+            files = view(docs, outdir, n_boot)
+            if files:
+                out[name] = files
+    finally:
+        _formats[:] = saved
+    return out
 
 
 def plot_files(paths, outdir, n_boot: int = 300) -> list[Path]:

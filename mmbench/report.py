@@ -122,7 +122,39 @@ def _usl_table(g: Group, n_boot: int) -> str:
                    "peak N*", "method"], rows)
 
 
-def write_report(paths, outdir, n_boot: int = 300) -> Path:
+def _model_vs_kernel_html(docs, n_boot: int) -> str | None:
+    from .kernelcmp import caption, compare, table
+
+    cmp = compare(docs, n_boot=n_boot)
+    if cmp is None:
+        return None
+    head, rows = table(cmp)
+    notes = "".join(f"<li>{_e(n)}</li>" for n in cmp.notes)
+    return (f'<p class="note">{_e(caption(cmp))}</p>'
+            + _table([_e(h) for h in head], [[_e(c) for c in r] for r in rows])
+            + (f'<ul class="note">{notes}</ul>' if notes else ""))
+
+
+# plot.CROSS_VIEWS name -> (section title, its tables as HTML, or None without its inputs)
+CROSS_SECTIONS = {
+    "model-vs-kernel": ("model vs kernel: page-fault speedup", _model_vs_kernel_html),
+}
+
+
+def _figures(paths, outdir: Path) -> list[str]:
+    out = []
+    for p in paths:
+        if p.suffix == ".png":
+            rel = p.relative_to(outdir).as_posix()
+            img = f'<img src="{_e(rel)}" alt="{_e(p.stem)}">'
+            if p.with_suffix(".svg").exists():  # the quick suite writes PNG only
+                svg = p.with_suffix(".svg").relative_to(outdir).as_posix()
+                img = f'<a href="{_e(svg)}">{img}</a>'
+            out.append(f"<figure>{img}</figure>")
+    return out
+
+
+def write_report(paths, outdir, n_boot: int = 300, formats=("png", "svg")) -> Path:
     """Write outdir/index.html (and outdir/plots/) for the given result files; return its path.
 
     Raises AnalysisError for unreadable or invalid files.
@@ -130,7 +162,7 @@ def write_report(paths, outdir, n_boot: int = 300) -> Path:
     docs = load_all(paths)
     outdir = Path(outdir)
     plotdir = outdir / "plots"
-    files = plot_docs(docs, plotdir, n_boot=n_boot)
+    files = plot_docs(docs, plotdir, n_boot=n_boot, formats=formats)
     body = [f"<h1>mmbench report</h1><p class=\"note\">generated "
             f"{_e(_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'))} from "
             f"{len(docs)} result file(s): {_e(', '.join(n for _, n in docs))}. Throughput is "
@@ -153,15 +185,19 @@ def write_report(paths, outdir, n_boot: int = 300) -> Path:
         if bad:
             sec.append(f'<p class="bad">invariants failed at {len(bad)} point(s): '
                        + _e(", ".join(d.key.label(g.vary) for d in bad)) + "</p>")
-        for p in files.get(g.workload, []):
-            if p.suffix == ".png":
-                rel = p.relative_to(outdir).as_posix()
-                svg = p.with_suffix(".svg").relative_to(outdir).as_posix()
-                sec.append(f'<figure><a href="{_e(svg)}"><img src="{_e(rel)}" '
-                           f'alt="{_e(p.stem)}"></a></figure>')
+        sec += _figures(files.get(g.workload, []), outdir)
         sec += ["<h3>points</h3>", _points_table(g),
                 "<h3>Universal Scalability Law fit</h3>", _usl_table(g, n_boot)]
         sections.append("\n".join(sec))
+    for name, (title, tables) in CROSS_SECTIONS.items():
+        figs = _figures(files.get(name, []), outdir)
+        html_tables = tables(docs, n_boot)
+        if not figs and html_tables is None:
+            continue
+        anchor = "x-" + name
+        toc.append(f'<li><a href="#{anchor}">{_e(title)}</a></li>')
+        sections.append("\n".join([f'<h2 id="{anchor}">{_e(title)}</h2>', *figs,
+                                   html_tables or ""]))
     body.append("<ul>" + "".join(toc) + '<li><a href="#machines">machines</a></li></ul>')
     body += sections
     body.append('<h2 id="machines">machines and measured limits</h2>')

@@ -30,7 +30,8 @@ from ..atomics import rdtsc, xchg
 from ..ctl import N_LOCK_COUNTERS
 from ..jit import kernel
 from ..locks import LOCK_KINDS, init_lockset, kernel_barrier, lockset_words
-from ..model import ArraySpec, Model, Param
+from .. import procfs
+from ..model import ArraySpec, Model, ModelNotRunnable, Param
 from . import llfree as L
 from . import pcp as P
 from . import zone as Z
@@ -402,6 +403,8 @@ class PageAllocModel(Model):
                                 help="pcp-autotune: ops between decay_pcp_high calls (no timer)"),
         "data_pages": Param(int, 1024, 1, 1 << 20, help="pagefault: pages in the data area"),
         "page_bytes": Param(int, 4096, 8, 4096, help="pagefault: bytes written per page"),
+        "pcp_from_box": Param(bool, False, help="take pcp batch/high from this box's "
+                              "/proc/zoneinfo (mmbench.procfs.pcp_settings_for_model)"),
     }
     counter_names = COUNTER_NAMES
 
@@ -413,6 +416,27 @@ class PageAllocModel(Model):
             raise ValueError(f"llfree allocates orders up to {L.LLF_MAX_ORDER}")
         if p["page_bytes"] % 8:
             raise ValueError("page_bytes must be a multiple of 8")
+        if self._from_box(p):
+            # Resolved in the parent, so the recorded params name the batch/high that ran.
+            # A box without pagesets keeps 0/0 here and setup() refuses the point.
+            box = self._box_pcp()
+            if box:
+                for k in ("batch", "high"):
+                    if p[k] not in (0, box[k]):
+                        raise ValueError(f"pcp_from_box sets {k} from /proc/zoneinfo ({box[k]}):"
+                                         f" leave {k} at 0, not {p[k]}")
+                    p[k] = self.params[k].validate(f"{k} (from /proc/zoneinfo)", box[k])
+
+    @staticmethod
+    def _from_box(p):
+        """pcp_from_box matters only for the pcp variants (buddy and llfree have no pageset)."""
+        return p["pcp_from_box"] and p["allocator"].startswith("pcp-")
+
+    @staticmethod
+    def _box_pcp():
+        """{"batch", "high"} of this box's main zone, or None where it shows no usable pageset."""
+        box = procfs.pcp_settings_for_model()
+        return box if box.get("batch", 0) > 0 and box.get("high", 0) > 0 else None
 
     @staticmethod
     def _tmax(p, nworkers):
@@ -459,6 +483,9 @@ class PageAllocModel(Model):
         return specs
 
     def setup(self, arrays, p, nworkers, seed):
+        if self._from_box(p) and self._box_pcp() is None:
+            raise ModelNotRunnable("pcp_from_box: /proc/zoneinfo shows no populated zone with "
+                                   "per-CPU pagesets on this box")
         F = p["nframes"]
         mm, pb, fl, zn = (arrays[k] for k in ("zone_mm", "zone_pb", "zone_fl", "zone_zn"))
         init_lockset(arrays["zone_lock"], 1, nworkers, LOCK_KINDS[p["lock"]])
@@ -571,6 +598,9 @@ class PageAllocModel(Model):
             pcp = arrays["pcp"]
             extra["pcp_high_final"] = [int(pcp[w * P.PCP_WORDS + P.P_HIGH]) for w in range(nworkers)]
             extra["pcp_batch"] = int(pcp[P.P_BATCH])
+        if self._from_box(p):
+            extra["pcp_from_box"] = {"batch": p["batch"], "high": p["high"],
+                                     "source": procfs.ZONEINFO}
         # Filled by worker_finish, after the measured window the harness's deltas cover.
         stranded = arrays["counters"][:, C_STRANDED].tolist()
         return {"latency": hist, "extra": extra, "counters": {"pcp_stranded": stranded}}
