@@ -67,7 +67,7 @@ def run_workloads(names, args) -> tuple[list[Path], int]:
     from .metadata import machine_metadata
     from .models import get_model
     from .probes import measure_limits
-    from .workload import expand, find, load, run_settings
+    from .workload import expand, find, load, parse_set, run_settings
 
     quick = args.quick
     cpus = len(allowed_cpus())
@@ -87,7 +87,8 @@ def run_workloads(names, args) -> tuple[list[Path], int]:
             if bad:
                 raise UsageError(f"--variant: {bad[0]!r} is not a variant of {wl.name} "
                                  f"(one of {', '.join(m.variants)})")
-        pts = expand(wl, cpus, quick=quick, workers=workers, variants=variants)
+        pts = expand(wl, cpus, quick=quick, workers=workers, variants=variants,
+                     overrides=parse_set(args.set, wl.model))
         plans.append((wl, settings, pts))
     if args.mode not in ("process", "thread"):
         raise UsageError(f"--mode must be process or thread, got {args.mode!r}")
@@ -249,6 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", metavar="NAME", help="workload names or .toml files")
     p.add_argument("--workers", help="comma-separated worker counts, 'max' = allowed CPUs (e.g. 1,2,max)")
     p.add_argument("--variant", help="comma-separated variants to run (default: the workload's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=V1[,V2...]",
+                   help="sweep these values of a model parameter instead of the file's (repeatable)")
     p.add_argument("--duration", type=float, help="measured seconds per point")
     p.add_argument("--warmup", type=float, help="seconds before measuring")
     p.add_argument("--interval", type=float, help="sampling interval in seconds")

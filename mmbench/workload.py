@@ -199,7 +199,7 @@ def all_workloads() -> list[Workload]:
 
 
 def expand(wl: Workload, cpus: int, quick: bool = False, workers: list[int] | None = None,
-           variants: list[str] | None = None) -> list[Point]:
+           variants: list[str] | None = None, overrides: dict | None = None) -> list[Point]:
     """The sweep points of a workload: variants × grid parameters × worker counts.
 
     Points are ordered variant-major, then parameters, then workers, so that a
@@ -214,6 +214,9 @@ def expand(wl: Workload, cpus: int, quick: bool = False, workers: list[int] | No
     if quick:
         grid.update(wl.quick_overrides.get("grid", {}))
         params.update(wl.quick_overrides.get("params", {}))
+    for k, vals in (overrides or {}).items():  # --set: sweep these values instead
+        params.pop(k, None)
+        grid[k] = vals
     vlist = variants or grid.pop("variant", None) or list(model.variants)
     grid.pop("variant", None)
     wlist = workers or parse_workers(grid.pop("workers", [1, "max"]), wl.file or wl.name, cpus)
@@ -243,4 +246,37 @@ def run_settings(wl: Workload, quick: bool, overrides: dict) -> dict:
     if quick:
         out.update(_check_run(wl.file or wl.name, wl.quick_overrides.get("run", {})))
     out.update({k: v for k, v in overrides.items() if v is not None})
+    return out
+
+
+def parse_set(items: list[str], model_name: str) -> dict:
+    """``--set key=v1,v2`` options -> {key: [values]} typed and validated against the model."""
+    from .models import get_model
+    model = get_model(model_name)
+    out: dict = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key or not text:
+            raise WorkloadError(f"--set {item!r}: expected KEY=VALUE[,VALUE...]")
+        if key not in model.params:
+            raise WorkloadError(f"--set {key}: not a parameter of model {model_name} "
+                                f"(one of {', '.join(model.params)})")
+        prm = model.params[key]
+        vals = []
+        for tok in text.split(","):
+            tok = tok.strip()
+            try:
+                if prm.type is bool:
+                    if tok.lower() not in ("true", "false", "1", "0"):
+                        raise ValueError
+                    v = tok.lower() in ("true", "1")
+                else:
+                    v = prm.type(tok)
+            except ValueError:
+                raise WorkloadError(f"--set {key}: {tok!r} is not {_type_name(prm.type)} "
+                                    f"(allowed: {prm.describe()})") from None
+            _validate_param("--set", key, model, key, v)
+            vals.append(v)
+        out[key] = vals
     return out

@@ -127,3 +127,16 @@ def test_cli_run_show_export_round_trip(tmp_path):
 
 def test_main_without_command_prints_help(capsys):
     assert main([]) == 2
+
+
+def test_set_overrides_the_grid_and_is_validated(tmp_path):
+    from mmbench.workload import parse_set
+    wl = load(write(tmp_path, GOOD))
+    ov = parse_set(["cs_work=3,4,5"], "locks")
+    assert ov == {"cs_work": [3, 4, 5]}
+    pts = expand(wl, cpus=2, overrides=ov)
+    assert sorted({p.params["cs_work"] for p in pts}) == [3, 4, 5]
+    for bad, needle in ((["cs_work=-1"], "must be >= 0"), (["cs_work=x"], "is not an integer"),
+                        (["nope=1"], "not a parameter"), (["cs_work"], "expected KEY=VALUE")):
+        with pytest.raises(WorkloadError, match=needle):
+            parse_set(bad, "locks")
