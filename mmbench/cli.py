@@ -63,7 +63,7 @@ def _progress(msg: str, final: bool = False) -> None:
 def run_workloads(names, args) -> tuple[list[Path], int]:
     """Run each workload's sweep, write one result file per workload; returns (paths, status)."""
     from . import results as R
-    from .harness import HarnessError, RunConfig, allowed_cpus, run_point
+    from .harness import HarnessError, RunConfig, allowed_cpus, failed_point, run_point
     from .metadata import machine_metadata
     from .models import get_model
     from .probes import measure_limits
@@ -116,9 +116,12 @@ def run_workloads(names, args) -> tuple[list[Path], int]:
                 try:
                     rec = run_point(model, pt.variant, pt.params, cfg)
                 except HarnessError as e:
+                    # The point failed (a worker died, hung or raised): say so, keep it in
+                    # the file as a failed point, and go on with the sweep.
                     _progress(f"{label}: FAILED", final=True)
                     print(f"mmbench: error: {wl.name} {pt.variant} w={pt.workers}: {e}", file=sys.stderr)
-                    return paths, 1
+                    status = 1
+                    rec = failed_point(pt.variant, pt.params, cfg, str(e))
                 rec = R.add_point(doc, rec)
                 if rec.get("error"):
                     _progress(f"{label}: {rec['error']}", final=True)

@@ -239,6 +239,15 @@ class _Watch:
             self.check(phase)
 
 
+def failed_point(variant, p, cfg: RunConfig, why: str) -> dict:
+    """The record of a point whose run failed (HarnessError): no samples, the reason."""
+    cpus = allowed_cpus()
+    rec = not_runnable_point(variant, p, cfg, cpus, cpu_map(cfg.workers, cpus), why)
+    rec["error"] = f"failed: {why}"
+    rec["invariants"] = {"ok": False, "errors": [f"run failed: {why}"]}
+    return rec
+
+
 def not_runnable_point(variant, p, cfg: RunConfig, cpus, cmap, why: str) -> dict:
     """The record of a point the model refused to run on this machine."""
     return {

@@ -186,3 +186,32 @@ def test_signal_to_the_parent_leaves_no_segment(tmp_path, where, sig):
     # No worker of the victim survives it (PR_SET_PDEATHSIG).
     out = subprocess.run(["pgrep", "-f", "mmbench-worker"], capture_output=True, text=True).stdout
     assert str(proc.pid) not in out
+
+
+def test_a_failed_point_is_recorded_and_the_sweep_goes_on(tmp_path):
+    """A point whose worker raises is kept as a failed point; the others still run."""
+    from mmbench.harness import failed_point
+    from mmbench.metadata import machine_metadata
+    from mmbench.results import add_point, new_document, write_result, read_result
+    doc = new_document({"name": "x", "description": "", "model": "misbehaving", "version": 1,
+                        "file": None, "source_hash": ""}, machine_metadata(),
+                       {"atomic_ns": None, "pingpong_ns": None, "memset_gbps": None}, ["mmbench"])
+    cfg = quick(2)
+    try:
+        run_point(Misbehaving(), "raise", {"how": "raise"}, cfg)
+    except HarnessError as e:
+        add_point(doc, failed_point("raise", {"how": "raise"}, cfg, str(e)))
+    add_point(doc, run_point(Misbehaving(), "ok", {"how": "ok"}, cfg))
+    back = read_result(write_result(doc, tmp_path / "r.json"))
+    bad, good = back["points"]
+    assert bad["error"].startswith("failed: worker 1") and not bad["invariants"]["ok"]
+    assert good["invariants"]["ok"] and sum(map(sum, good["samples"])) > 0
+
+
+def test_oversubscribed_fifo_lock_stops_promptly():
+    """4 workers on fewer CPUs convoy on a ticket lock; stop must still come within the watchdog."""
+    m = get_model("locks")
+    p = m.resolve("ticket", {"cs_work": 50})
+    rec = run_point(m, "ticket", p, RunConfig(workers=4, duration=0.5, warmup=0.5, interval=0.1,
+                                              watchdog=5.0))
+    assert rec["invariants"]["ok"]

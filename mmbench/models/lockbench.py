@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 from ..atomics import fetch_add, load_relaxed, store_relaxed
-from ..ctl import LINE_WORDS, N_LOCK_COUNTERS
+from ..ctl import CTL_STOP, LINE_WORDS, N_LOCK_COUNTERS
 from ..jit import kernel
 from ..locks import LOCK_KINDS, init_lockset, lockset_words
 from ..locks import spin_lock_inline as spin_lock
@@ -48,6 +48,11 @@ def lock_kernel(kind, lk, shared, priv, cnt, ctl, w, n, cs_work, outside_work):
     x = np.int64(w + 0x9E3779B97F4A7C15)
     done = 0
     for _ in range(n):
+        # Stop between ops, not only between batches: a batch sized while the workers ran
+        # freely can take minutes once oversubscribed FIFO locks convoy (each hand-over
+        # then waits for a preempted waiter's time slice).
+        if load_relaxed(ctl, CTL_STOP) != 0:
+            break
         if kind == V_PRIVATE:
             fetch_add(priv, w * LINE_WORDS * 2, 1)
             x = _work(x, cs_work)

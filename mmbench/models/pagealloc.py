@@ -26,8 +26,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..atomics import rdtsc, xchg
-from ..ctl import N_LOCK_COUNTERS
+from ..atomics import load_relaxed, rdtsc, xchg
+from ..ctl import CTL_STOP, N_LOCK_COUNTERS
 from ..jit import kernel
 from ..locks import LOCK_KINDS, init_lockset, kernel_barrier, lockset_words
 from .. import procfs
@@ -196,6 +196,8 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
     hb = w * cap
     fstride = cap // 10 + 1
     while done < n:
+        if load_relaxed(ctl, CTL_STOP) != 0:   # see lockbench: oversubscribed convoys
+            return done
         if decay_interval > 0 and wst[w, S_OPS] >= decay_interval * (wst[w, S_DECAY] + 1):
             wst[w, S_DECAY] += 1
             if P.decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, C_PCP) == -2:
