@@ -337,7 +337,10 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                     wst[w, S_NHELD] += 1
                 elif post == POST_TRANSIENT and wl == WL_PAGEFAULT:
                     # The fault handler zeroes / writes the new page: real stores to real memory.
-                    row = (pfn % data_pages) * page_words
+                    # Each worker writes its own part of the data area: page contents are
+                    # private to the faulting CPU; sharing rows between workers (same
+                    # pfn % data_pages) would add cache-line traffic no real fault has.
+                    row = (w * data_pages + pfn % data_pages) * page_words
                     for i in range(page_words):
                         data[row + i] = pfn + i
         elif act == ACT_FREE:
@@ -403,7 +406,8 @@ class PageAllocModel(Model):
         "sweep_max_workers": Param(int, 0, 0, 4096, help="set by the harness: largest sweep point"),
         "decay_interval": Param(int, 1 << 18, 0, 1 << 40,
                                 help="pcp-autotune: ops between decay_pcp_high calls (no timer)"),
-        "data_pages": Param(int, 1024, 1, 1 << 20, help="pagefault: pages in the data area"),
+        "data_pages": Param(int, 1024, 1, 1 << 20,
+                            help="pagefault: pages in each worker's part of the data area"),
         "page_bytes": Param(int, 4096, 8, 4096, help="pagefault: bytes written per page"),
         "pcp_from_box": Param(bool, False, help="take pcp batch/high from this box's "
                               "/proc/zoneinfo (mmbench.procfs.pcp_settings_for_model)"),
@@ -479,7 +483,7 @@ class PageAllocModel(Model):
             ArraySpec("pa_perm", (nworkers * A if wl == "rand" else 1,)),
             ArraySpec("pa_fragidx", (nworkers * (cap // 10 + 1) if wl == "frag" else 1,)),
             ArraySpec("pa_fraglog", (nworkers, FRAG_ROUNDS)),
-            ArraySpec("pa_data", (p["data_pages"] * p["page_bytes"] // 8
+            ArraySpec("pa_data", (nworkers * p["data_pages"] * p["page_bytes"] // 8
                                   if wl == "pagefault" else 1,)),
         ]
         return specs
