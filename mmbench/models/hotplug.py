@@ -19,6 +19,17 @@ The phases of mm/memory_hotplug.c and mm/sparse.c, each a kernel of its own:
   go offline, the span shrinks, the memmap is poisoned; any failure undoes the isolation.
 * remove (``sparse_remove_section``): the memmap blocks are freed, the sections are absent.
 
+With ``memmap_on_memory`` (``MHP_MEMMAP_ON_MEMORY``) the block carries its own memmap
+(``mhp_supports_memmap_on_memory`` / ``memory_block_memmap_on_memory_pages``): its first
+``nr_vmemmap_pages`` = PFN_UP(block pages x 64 B), rounded up to whole pageblocks (the kernel's
+``memmap_on_memory=force``; for 128 MiB blocks the size is exactly one pageblock and no padding is
+needed), hold the vmemmap.  Add takes nothing from ZONE_NORMAL (the section memmaps come from the
+block's altmap); online first runs ``mhp_init_memmap_on_memory`` (the vmemmap pages join the zone as
+reserved, MIGRATE_UNMOVABLE, PageVmemmapSelfHosted pages: present, never managed) and then
+``online_pages`` on the rest of the block; offline drops them from present_pages and runs
+``offline_pages`` on the rest only (they are neither isolated nor migrated), then
+``mhp_deinit_memmap_on_memory``; remove releases them with the block (no buddy free).
+
 Worker 0 is the hotplug worker: each ``step`` toggles the next block (round robin) and returns
 the pages onlined or offlined.  The other workers run :func:`mmbench.models.owned.churn_step`
 (order-0 allocations, a share unmovable, through the per-CPU lists) and file the cycles and the
@@ -47,9 +58,15 @@ SECTION_MARKED_PRESENT = 0x1
 SECTION_HAS_MEM_MAP = 0x2
 SECTION_IS_ONLINE = 0x4
 SECTION_IS_EARLY = 0x8
-# hp_sec columns
-SC_FLAGS, SC_MEMMAP, SC_ZONE = 0, 1, 2
+# hp_sec columns.  SC_ALTMAP: the block's nr_vmemmap_pages (memory_block->altmap) on every
+# section of a block added with memmap_on_memory, 0 otherwise (memmap from the allocator).
+SC_FLAGS, SC_MEMMAP, SC_ZONE, SC_ALTMAP = 0, 1, 2, 3
 SEC_WORDS = 4
+# struct page size and page size of the vmemmap arithmetic (memory_block_memmap_size)
+STRUCT_PAGE_BYTES = 64
+PAGE_BYTES = 4096
+# PageVmemmapSelfHosted (PG_owner_priv_1 in the kernel): a page that holds its block's memmap
+PGF_VMEMMAP_SELF_HOSTED = 1 << 9
 
 ZONE_MOVABLE = Z.ZONE_NORMAL + 1
 PH_ADD, PH_ONLINE, PH_OFFLINE, PH_REMOVE = 0, 1, 2, 3
@@ -81,14 +98,34 @@ def poison_memmap(mm, start, end):
             mm[p, k] = -1
 
 
+def vmemmap_pages(p) -> int:
+    """nr_vmemmap_pages of one memory block with memmap_on_memory (0 when off).
+
+    memory_block_memmap_on_memory_pages: PFN_UP(block pages x sizeof(struct page)), rounded up
+    to whole pageblocks (``memmap_on_memory=force``: the onlined rest must start on a pageblock
+    boundary; for a 128 MiB block the memmap is exactly one 2 MiB pageblock).
+    """
+    if not p["memmap_on_memory"]:
+        return 0
+    block = p["block_sections"] << p["section_shift"]
+    nr = -(-block * STRUCT_PAGE_BYTES // PAGE_BYTES)
+    return -(-nr // Z.PAGEBLOCK_NR_PAGES) * Z.PAGEBLOCK_NR_PAGES
+
+
 @njit(cache=True, nogil=True)
-def sparse_add_section(mm, pb, fl2, zn2, lk2, s, shift, w, cnt, ctl):
-    """section_activate: allocate the memmap and poison it.  Its pfn, or -1 (no memory), -2."""
-    order = shift - 6
-    pfn = Z.buddy_alloc(mm, pb, fl2[0], zn2[0], lk2[0], w, order, Z.MIGRATE_UNMOVABLE, cnt, ctl,
-                        -1)
-    if pfn < 0:
-        return pfn
+def sparse_add_section(mm, pb, fl2, zn2, lk2, s, shift, altmap_pfn, w, cnt, ctl):
+    """section_activate: get the memmap and poison it.  Its pfn, or -1 (no memory), -2.
+
+    ``altmap_pfn`` >= 0: the memmap lives at that pfn inside the block (vmemmap_populate from
+    the altmap): nothing is allocated.  Else an order-(shift-6) block from ZONE_NORMAL.
+    """
+    if altmap_pfn >= 0:
+        pfn = altmap_pfn
+    else:
+        pfn = Z.buddy_alloc(mm, pb, fl2[0], zn2[0], lk2[0], w, shift - 6, Z.MIGRATE_UNMOVABLE,
+                            cnt, ctl, -1)
+        if pfn < 0:
+            return pfn
     start = s << shift
     poison_memmap(mm, start, start + (1 << shift))
     return pfn
@@ -96,21 +133,34 @@ def sparse_add_section(mm, pb, fl2, zn2, lk2, s, shift, w, cnt, ctl):
 
 @njit(cache=True, nogil=True)
 def sparse_remove_section(mm, pb, fl2, zn2, lk2, secs, s, shift, w, cnt, ctl):
-    """section_deactivate: free the memmap block, the section is absent."""
+    """section_deactivate: free the memmap (to the buddy, or back to the block's altmap: the
+    vmemmap pages go with the block), the section is absent."""
     pfn = secs[s, SC_MEMMAP]
+    altmap = secs[s, SC_ALTMAP]
     start = s << shift
     poison_memmap(mm, start, start + (1 << shift))
     secs[s, SC_FLAGS] = 0
     secs[s, SC_MEMMAP] = -1
     secs[s, SC_ZONE] = -1
+    secs[s, SC_ALTMAP] = 0
+    if altmap > 0:
+        return 0
     return Z.buddy_free(mm, pb, fl2[0], zn2[0], lk2[0], w, pfn, shift - 6, cnt, ctl)
 
 
 @njit(cache=True, nogil=True)
-def add_memory_block(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, w, cnt, ctl):
-    """add_memory_resource -> __add_pages: every section of the block, or none.  0, -1, -2."""
+def add_memory_block(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, nv, w, cnt, ctl):
+    """add_memory_resource -> __add_pages: every section of the block, or none.  0, -1, -2.
+
+    ``nv`` > 0 (memmap_on_memory): the block's altmap holds its first ``nv`` pages and every
+    section's memmap is carved from it in order; no page of ZONE_NORMAL is taken.
+    """
+    base = first << shift
     for i in range(nsec):
-        r = sparse_add_section(mm, pb, fl2, zn2, lk2, first + i, shift, w, cnt, ctl)
+        altmap_pfn = -1
+        if nv > 0:
+            altmap_pfn = base + i * (1 << (shift - 6))
+        r = sparse_add_section(mm, pb, fl2, zn2, lk2, first + i, shift, altmap_pfn, w, cnt, ctl)
         if r < 0:
             for k in range(i):                   # roll back the sections already added
                 if sparse_remove_section(mm, pb, fl2, zn2, lk2, secs, first + k, shift, w, cnt,
@@ -118,8 +168,33 @@ def add_memory_block(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, w, cnt, ct
                     return -2
             return r
         secs[first + i, SC_MEMMAP] = r
+        secs[first + i, SC_ALTMAP] = nv
         secs[first + i, SC_FLAGS] = SECTION_MARKED_PRESENT | SECTION_HAS_MEM_MAP
     return 0
+
+
+@njit(cache=True, nogil=True)
+def mhp_init_memmap_on_memory(mm, pb, zn, lk, start, nv, zone_id, w, cnt, ctl):
+    """move_pfn_range_to_zone(MIGRATE_UNMOVABLE) of the vmemmap pages [start, start + nv):
+    reserved, refcount 1, PageVmemmapSelfHosted; never handed to the buddy.  0, or -2."""
+    if not spin_lock(lk, 0, w, cnt, ctl):
+        return -2
+    grow_zone_span_locked(zn, start, start + nv)
+    spin_unlock(lk, 0, w, cnt)
+    Z.init_single_pages(mm, start, start + nv, zone_id, 0)
+    Z.set_pageblock_range(pb, start, start + nv, Z.MIGRATE_UNMOVABLE)
+    for p in range(start, start + nv):
+        mm[p, Z.PG_FLAGS] |= PGF_VMEMMAP_SELF_HOSTED
+    return 0
+
+
+@njit(cache=True, nogil=True)
+def mhp_deinit_memmap_on_memory(mm, pb, start, nv):
+    """remove_pfn_range_from_zone of the vmemmap pages: their struct pages are dead.  (The span
+    already shrank with the block's sections; the pageblocks go back to MIGRATE_ISOLATE, the
+    model's mark of memory that is not online.)"""
+    poison_memmap(mm, start, start + nv)
+    Z.set_pageblock_range(pb, start, start + nv, Z.MIGRATE_ISOLATE)
 
 
 # --- zone span ---------------------------------------------------------------------------
@@ -161,9 +236,10 @@ def grow_zone_span_locked(zn, start, end):
 
 # --- online / offline ----------------------------------------------------------------------
 @njit(cache=True, nogil=True)
-def online_pages(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, z, w, cnt, ctl):
-    """online_pages of the block's sections into zone row z.  Pages onlined, or -2."""
-    start = first << shift
+def online_pages(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, z, nv, w, cnt, ctl):
+    """online_pages of the block's sections into zone row z, past its first ``nv`` (vmemmap)
+    pages (memory_block_online passes start_pfn + nr_vmemmap_pages).  Pages onlined, or -2."""
+    start = (first << shift) + nv
     end = (first + nsec) << shift
     fl = fl2[z]
     zn = zn2[z]
@@ -175,17 +251,20 @@ def online_pages(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, z, w, cnt, ctl
     spin_unlock(lk, 0, w, cnt)
     Z.init_single_pages(mm, start, end, Z.ZONE_NORMAL + z, 0)
     Z.set_pageblock_range(pb, start, end, Z.MIGRATE_ISOLATE)
-    # online_pages_range: generic_online_page per max-order chunk
-    chunk = 1 << Z.MAX_PAGE_ORDER
+    # online_pages_range: generic_online_page per max-order chunk (after a vmemmap that is not
+    # max-order aligned the first chunks are smaller: min(MAX_PAGE_ORDER, __ffs(pfn)))
     pfn = start
     while pfn < end:
+        order = Z.MAX_PAGE_ORDER
+        while (pfn & ((1 << order) - 1)) != 0:
+            order -= 1
         if not spin_lock(lk, 0, w, cnt, ctl):
             return -2
         if pfn == start:
             zn[Z.Z_PRESENT] += end - start       # adjust_present_page_count
-        Z.free_pages_core_locked(mm, pb, fl, zn, pfn, Z.MAX_PAGE_ORDER)
+        Z.free_pages_core_locked(mm, pb, fl, zn, pfn, order)
         spin_unlock(lk, 0, w, cnt)
-        pfn += chunk
+        pfn += 1 << order
     for i in range(nsec):                         # online_mem_sections
         secs[first + i, SC_FLAGS] |= SECTION_IS_ONLINE
         secs[first + i, SC_ZONE] = z
@@ -196,11 +275,12 @@ def online_pages(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, z, w, cnt, ctl
 
 
 @njit(cache=True, nogil=True)
-def offline_pages(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, first, nsec, shift,
+def offline_pages(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, first, nsec, shift, nv,
                   boot_end, held, chk, owner, data, state, passes, w, cnt, ctl, co):
-    """offline_pages: 0 ok, 1 unmovable page (isolation refused), 2 still busy after the
-    passes, -2 aborted.  Every failure leaves the range online and unisolated."""
-    start = first << shift
+    """offline_pages of the block past its first ``nv`` (vmemmap) pages: 0 ok, 1 unmovable page
+    (isolation refused), 2 still busy after the passes, -2 aborted.  Every failure leaves the
+    range online and unisolated."""
+    start = (first << shift) + nv
     end = (first + nsec) << shift
     z = secs[first, SC_ZONE]
     fl = fl2[z]
@@ -278,16 +358,20 @@ def _record(lat, tot, blk, b, ph, dt, failed):
 
 @njit(cache=True, nogil=True)
 def hotplug_toggle(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, nblocks,
-                   block_secs, shift, zone_row, held, chk, owner, data, state, lat, tot, blk,
-                   passes, b, w, cnt, ctl):
-    """Add + online block b if absent, else offline + remove it.  Pages moved, or -2."""
+                   block_secs, shift, zone_row, vmemmap, held, chk, owner, data, state, lat,
+                   tot, blk, passes, b, w, cnt, ctl):
+    """Add + online block b if absent, else offline + remove it.  Pages moved (onlined or
+    offlined: the block less its vmemmap pages), or -2.  ``vmemmap``: nr_vmemmap_pages of a
+    block added now (0: memmap from the allocator)."""
     first = boot_sec + b * block_secs
-    nr = block_secs << shift
     co = C_CO
     f = secs[first, SC_FLAGS]
     if (f & SECTION_MARKED_PRESENT) == 0:
+        nv = vmemmap
+        nr = (block_secs << shift) - nv
         t0 = rdtsc()
-        r = add_memory_block(mm, pb, fl2, zn2, lk2, secs, first, block_secs, shift, w, cnt, ctl)
+        r = add_memory_block(mm, pb, fl2, zn2, lk2, secs, first, block_secs, shift, nv, w, cnt,
+                             ctl)
         t1 = rdtsc()
         if r == -2:
             return -2
@@ -295,22 +379,40 @@ def hotplug_toggle(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, n
         if r < 0:
             cnt[w, C_ADD_FAIL] += 1
             return 0
-        r = online_pages(mm, pb, fl2, zn2, lk2, secs, first, block_secs, shift, zone_row, w,
-                         cnt, ctl)
+        # memory_block_online
+        if nv > 0:
+            if mhp_init_memmap_on_memory(mm, pb, zn2[zone_row], lk2[zone_row], first << shift,
+                                         nv, Z.ZONE_NORMAL + zone_row, w, cnt, ctl) < 0:
+                return -2
+        r = online_pages(mm, pb, fl2, zn2, lk2, secs, first, block_secs, shift, zone_row, nv,
+                         w, cnt, ctl)
         if r < 0:
             return -2
+        if nv > 0:
+            zn2[zone_row][Z.Z_PRESENT] += nv      # adjust_present_page_count, once online
         _record(lat, tot, blk, b, PH_ONLINE, rdtsc() - t1, False)
         cnt[w, C_ONLINED] += nr
         return nr
     if (f & SECTION_IS_ONLINE) == 0:
         return 0
+    nv = secs[first, SC_ALTMAP]                   # mem->altmap->free
+    nr = (block_secs << shift) - nv
+    z = secs[first, SC_ZONE]
     t0 = rdtsc()
+    # memory_block_offline
+    if nv > 0:
+        zn2[z][Z.Z_PRESENT] -= nv
     r = offline_pages(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, first, block_secs,
-                      shift, boot_sec << shift, held, chk, owner, data, state, passes, w, cnt,
-                      ctl, co)
-    t1 = rdtsc()
+                      shift, nv, boot_sec << shift, held, chk, owner, data, state, passes, w,
+                      cnt, ctl, co)
     if r < 0:
         return -2
+    if nv > 0:
+        if r == OFFLINE_OK:
+            mhp_deinit_memmap_on_memory(mm, pb, first << shift, nv)
+        else:
+            zn2[z][Z.Z_PRESENT] += nv             # offline_pages failed: account back
+    t1 = rdtsc()
     _record(lat, tot, blk, b, PH_OFFLINE, t1 - t0, r != OFFLINE_OK)
     if r == OFFLINE_UNMOVABLE:
         cnt[w, C_OFF_UNMOV] += 1
@@ -329,8 +431,8 @@ def hotplug_toggle(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, n
 
 @kernel
 def hotplug_step(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, nblocks,
-                 block_secs, shift, zone_row, held, chk, owner, data, wst, state, lat, tot, blk,
-                 passes, w, n, cap, target, unmov_ppm, cnt, ctl):
+                 block_secs, shift, zone_row, vmemmap, held, chk, owner, data, wst, state, lat,
+                 tot, blk, passes, w, n, cap, target, unmov_ppm, cnt, ctl):
     """Worker 0: toggle the next block; the others: ``n`` churn ops.  Ops done (pages for 0)."""
     if w == 0:
         if nblocks == 0:
@@ -338,8 +440,8 @@ def hotplug_step(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, nbl
         b = state[ST_RR] % nblocks
         state[ST_RR] += 1
         r = hotplug_toggle(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, nblocks,
-                           block_secs, shift, zone_row, held, chk, owner, data, state, lat, tot,
-                           blk, passes, b, w, cnt, ctl)
+                           block_secs, shift, zone_row, vmemmap, held, chk, owner, data, state,
+                           lat, tot, blk, passes, b, w, cnt, ctl)
         return max(r, 0)
     return O.churn_step(mm, pb, fl2, zn2, lk2, pcp2, nz, held, chk, owner, data, wst, state,
                         ST_PCP_OFF, cnt, ctl, w, n, cap, target, unmov_ppm, 0, C_CO)
@@ -381,6 +483,10 @@ class HotplugModel(Model):
         "pause_ms": Param(float, 2.0, 0.0, 1000.0,
                           help="hotplug worker's pause between block operations"),
         "lock": Param(str, "ttas", choices=tuple(LOCK_KINDS), help="zone->lock kind"),
+        "memmap_on_memory": Param(bool, False,
+                                  help="place the block's memmap in the block itself "
+                                       "(MHP_MEMMAP_ON_MEMORY): its first pages hold the vmemmap "
+                                       "and are never onlined"),
     }
     counter_names = O.COMMON_COUNTERS + HP_COUNTERS
 
@@ -391,6 +497,19 @@ class HotplugModel(Model):
         boot_sec = p["boot_sections"]
         nsec = boot_sec + p["nblocks"] * p["block_sections"]
         return shift, boot_sec, nsec, nsec << shift
+
+    def validate(self, p):
+        if p["memmap_on_memory"]:
+            block = p["block_sections"] << p["section_shift"]
+            if (block * STRUCT_PAGE_BYTES) % PAGE_BYTES:
+                raise ValueError(f"memmap_on_memory: the memmap of a {block}-page block "
+                                 f"({block * STRUCT_PAGE_BYTES} B) is not a whole number of "
+                                 f"pages (mhp_supports_memmap_on_memory refuses it)")
+            nv = vmemmap_pages(p)
+            if nv >= block:
+                raise ValueError(f"memmap_on_memory: the vmemmap of a {block}-page block "
+                                 f"rounded to whole pageblocks ({nv} pages) leaves nothing to "
+                                 f"online (mhp_supports_memmap_on_memory refuses it)")
 
     def sizes(self, p, nworkers):
         """(cap, target): owned-page slots per allocating worker and pages it keeps."""
@@ -472,8 +591,8 @@ class HotplugModel(Model):
         return _toggle_kernel(a["zone_mm"], a["zone_pb"], a["hp_fl"], a["hp_zn"], a["hp_lk"],
                               a["hp_pcp"], 2, nworkers, a["hp_saved"], a["hp_sec"], boot_sec,
                               p["nblocks"], p["block_sections"], shift, self._zone_row(p),
-                              a["ow_held"], a["ow_chk"], a["ow_owner"], a["ow_data"],
-                              a["hp_state"], a["hp_lat"], a["hp_tot"], a["hp_blk"],
+                              vmemmap_pages(p), a["ow_held"], a["ow_chk"], a["ow_owner"],
+                              a["ow_data"], a["hp_state"], a["hp_lat"], a["hp_tot"], a["hp_blk"],
                               p["offline_passes"], b, w, cnt, ctl)
 
     @staticmethod
@@ -497,7 +616,8 @@ class HotplugModel(Model):
         return hotplug_step(a["zone_mm"], a["zone_pb"], a["hp_fl"], a["hp_zn"], a["hp_lk"],
                             a["hp_pcp"], 2, nw, a["hp_saved"], a["hp_sec"], boot_sec,
                             p["nblocks"], p["block_sections"], shift, self._zone_row(p),
-                            a["ow_held"], a["ow_chk"], a["ow_owner"], a["ow_data"], a["ow_wst"],
+                            vmemmap_pages(p), a["ow_held"], a["ow_chk"], a["ow_owner"],
+                            a["ow_data"], a["ow_wst"],
                             a["hp_state"], a["hp_lat"], a["hp_tot"], a["hp_blk"],
                             p["offline_passes"], w, n, cap, target,
                             int(p["unmovable_share"] * 1_000_000), a["counters"], a["ctl"])
@@ -545,6 +665,8 @@ class HotplugModel(Model):
                                 "failed": int(blk[b, i, T_FAIL])} for i, ph in enumerate(PHASES)}
                           for b in range(blk.shape[0])],
             "block_pages": p["block_sections"] << p["section_shift"],
+            "memmap_on_memory": bool(p["memmap_on_memory"]),
+            "vmemmap_pages_per_block": vmemmap_pages(p),
             "offline_attempts_run": attempts,
             "offline_success_rate_run": (attempts - int(tot[PH_OFFLINE, T_FAIL])) / attempts
             if attempts else None,
@@ -565,16 +687,21 @@ def poison_memmap_py(mm, start, end):
 
 @kernel
 def _toggle_kernel(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, nblocks,
-                        block_secs, shift, zone_row, held, chk, owner, data, state, lat, tot,
-                        blk, passes, b, w, cnt, ctl):
+                   block_secs, shift, zone_row, vmemmap, held, chk, owner, data, state, lat, tot,
+                   blk, passes, b, w, cnt, ctl):
     return hotplug_toggle(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, nblocks,
-                          block_secs, shift, zone_row, held, chk, owner, data, state, lat, tot,
-                          blk, passes, b, w, cnt, ctl)
+                          block_secs, shift, zone_row, vmemmap, held, chk, owner, data, state,
+                          lat, tot, blk, passes, b, w, cnt, ctl)
 
 
 
 def hotplug_check(arrays, p, nworkers) -> list[str]:
-    """Every frame in exactly one place; nothing isolated or offline on a list; data intact."""
+    """Every frame in exactly one place; nothing isolated or offline on a list; data intact.
+
+    The places: a free list, a pageset, an owner, the memmap of a section (allocated from
+    ZONE_NORMAL, or the vmemmap pages at the start of a block added with memmap_on_memory), or
+    an offline / absent section.
+    """
     shift, boot_sec, nsec, F = HotplugModel.geometry(p)
     a = arrays
     mm, pb, fl2, zn2, secs = a["zone_mm"], a["zone_pb"], a["hp_fl"], a["hp_zn"], a["hp_sec"]
@@ -588,8 +715,43 @@ def hotplug_check(arrays, p, nworkers) -> list[str]:
                 errors.append(f"zone {z}: free_list[{order}][Isolate] not empty after the run")
     errors += O.owned_check(mm, a["ow_held"], a["ow_chk"], a["ow_owner"], a["ow_data"], mark)
     order = shift - 6
+    # vmemmap pages of the blocks added with memmap_on_memory (memory_block->altmap)
+    vm = np.zeros(F, bool)
+    vm_online = 0
+    bsec = p["block_sections"]
+    for b in range(p["nblocks"]):
+        first = boot_sec + b * bsec
+        nv = int(secs[first, SC_ALTMAP])
+        if nv == 0:
+            continue
+        lo = first << shift
+        f = int(secs[first, SC_FLAGS])
+        if not f & SECTION_MARKED_PRESENT:
+            errors.append(f"block {b}: absent but has {nv} vmemmap pages")
+            continue
+        if nv != vmemmap_pages(p):
+            errors.append(f"block {b}: {nv} vmemmap pages, expected {vmemmap_pages(p)}")
+        for s in range(first, first + bsec):
+            if int(secs[s, SC_ALTMAP]) != nv:
+                errors.append(f"section {s}: altmap {int(secs[s, SC_ALTMAP])} != its block's {nv}")
+            m = int(secs[s, SC_MEMMAP])
+            if not lo <= m < lo + nv:
+                errors.append(f"section {s}: memmap at pfn {m} outside its block's vmemmap "
+                              f"[{lo}, {lo + nv})")
+        vm[lo:lo + nv] = True
+        mark[lo:lo + nv] += 1                     # the block's own memmap
+        if f & SECTION_IS_ONLINE:
+            vm_online += nv
+            z = int(secs[first, SC_ZONE])
+            fl = mm[lo:lo + nv, Z.PG_FLAGS]
+            want = PGF_VMEMMAP_SELF_HOSTED | Z.PGF_RESERVED
+            bad = np.flatnonzero(((fl & want) != want) | ((fl & Z.PGF_BUDDY) != 0)
+                                 | (((fl >> Z.ZONES_PGSHIFT) & Z.ZONES_MASK) != Z.ZONE_NORMAL + z)
+                                 | (mm[lo:lo + nv, Z.PG_REFCOUNT] != 1))
+            if bad.size:
+                errors.append(f"block {b}: {bad.size} vmemmap pages not reserved self-hosted "
+                              f"pages of zone {z} (first pfn {lo + int(bad[0])})")
     online = 0
-    managed = 0
     for s in range(nsec):
         f = int(secs[s, SC_FLAGS])
         lo, hi = s << shift, (s + 1) << shift
@@ -600,13 +762,17 @@ def hotplug_check(arrays, p, nworkers) -> list[str]:
             if bad.size:
                 errors.append(f"section {s} online with {bad.size} isolated pageblocks")
         else:
-            mark[lo:hi] += 1              # offline or absent: the frames are nobody's
-        if f & SECTION_HAS_MEM_MAP and not f & SECTION_IS_EARLY:
+            mark[lo:hi] += ~vm[lo:hi]     # offline or absent: the frames are nobody's
+        if f & SECTION_HAS_MEM_MAP and not f & SECTION_IS_EARLY and secs[s, SC_ALTMAP] == 0:
             m = int(secs[s, SC_MEMMAP])
             mark[m:m + (1 << order)] += 1
     managed = int(zn2[0][Z.Z_MANAGED] + zn2[1][Z.Z_MANAGED])
-    if managed != online << shift:
-        errors.append(f"managed pages {managed} != online sections' pages {online << shift}")
+    if managed != (online << shift) - vm_online:
+        errors.append(f"managed pages {managed} != online sections' pages {online << shift} "
+                      f"less their vmemmap pages {vm_online}")
+    present = int(zn2[0][Z.Z_PRESENT] + zn2[1][Z.Z_PRESENT])
+    if present != online << shift:
+        errors.append(f"present pages {present} != online sections' pages {online << shift}")
     lost = np.flatnonzero(mark == 0)
     dup = np.flatnonzero(mark > 1)
     if lost.size:
