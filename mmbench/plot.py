@@ -49,7 +49,11 @@ class Group:
         for d in docs:
             by_src.setdefault(_source(d, docs), []).append(d)
         self.sources = sorted(by_src)
-        if len(by_src) == 1:  # repeats of one run, maybe in several files: pool them
+        keys_per_src = [set(collect(ds)) for ds in by_src.values()]
+        overlap = sum(len(k) for k in keys_per_src) != len(set().union(*keys_per_src))
+        if len(by_src) == 1 or not overlap:
+            # Repeats of one run, or runs of different points (another commit measured other
+            # parameters): nothing to compare between sources, so pool them.
             self.points = collect(docs)
         else:  # different commits or machines: one series per source
             self.points = {}
@@ -151,8 +155,15 @@ def _workers_axis(ax, workers) -> None:
     ax.set_xlabel("workers")
 
 
+MAX_LEGEND = 16   # beyond this a legend hides the plot; the panel views name the series
+
+
 def _legend(ax, n: int) -> None:
     if not ax.get_legend_handles_labels()[0]:
+        return
+    if n > MAX_LEGEND:
+        ax.text(0.99, 0.01, f"{n} series (legend omitted)", transform=ax.transAxes,
+                ha="right", va="bottom", fontsize="x-small", color="0.4")
         return
     if n > 6:
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
@@ -200,7 +211,97 @@ def _unit(key: str) -> str:
 
 # --------------------------------------------------------------------------- views
 
+def _facets(g: Group) -> dict[str, list]:
+    """Series grouped by their parameters other than the variant (one panel each)."""
+    out: dict[str, list] = {}
+    for sk in g.series:
+        params = {k: v for k, v in json.loads(sk.params).items() if k in g.vary}
+        title = " ".join(f"{k}={v}" for k, v in sorted(params.items())) or "all"
+        if sk.mode != "process":
+            title += f" ({sk.mode})"
+        out.setdefault(title, []).append(sk)
+    return out
+
+
+def _throughput_of(pts):
+    return np.array([d.throughput for d in pts])
+
+
+def _speedup_of(pts):
+    x = _throughput_of(pts)
+    return x / x[0] if x[0] > 0 else np.full(x.shape, np.nan)
+
+
+def _lock_acq_of(pts):
+    return np.array([d.counters["lock_acquisitions"] / d.total_ops
+                     if d.total_ops > 0 and "lock_acquisitions" in d.counters else np.nan
+                     for d in pts])
+
+
+def plot_panels(g: Group, outdir: Path, facets: dict[str, list], metric, what: str,
+                ylabel: str, stem: str, ideal: bool = True) -> list[Path]:
+    """Small multiples: one panel per parameter combination, one line per variant.
+
+    A workload that sweeps several parameters (pagealloc: workload × order) has too many
+    series for one legend; each panel compares the variants at one setting.
+    """
+    from matplotlib.figure import Figure
+
+    variants = sorted({sk.variant for sk in g.series})
+    colors = dict(zip(variants, _colors(len(variants))))
+    ncols = min(4, len(facets))
+    nrows = math.ceil(len(facets) / ncols)
+    fig = Figure(figsize=(3.6 * ncols + 1.8, 3.0 * nrows + 0.8), layout="constrained")
+    workers = [k.workers for k in g.points]
+    drawn = False
+    for i, (title, sks) in enumerate(sorted(facets.items())):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        vals = []
+        for sk in sks:
+            pts = g.series[sk]
+            n = np.array([d.key.workers for d in pts], float)
+            y = metric(pts)
+            if not np.any(np.isfinite(y)):
+                continue
+            drawn = True
+            c = colors[sk.variant]
+            ax.plot(n, y, color=c, marker="o", ms=3, label=sk.variant)
+            if ideal and len(n) > 1 and np.isfinite(y[0]) and y[0] > 0:
+                ax.plot(n, y[0] / n[0] * n, color=c, ls=":", lw=0.8)
+            over = np.array([d.oversubscribed for d in pts])
+            if over.any():
+                ax.plot(n[over], y[over], ls="none", marker="o", ms=7, mfc="white", mec=c)
+            vals += [v for v in y if np.isfinite(v)]
+        _shade_oversubscribed(ax, [d for sk in sks for d in g.series[sk]])
+        _workers_axis(ax, workers)
+        _yscale(ax, vals)
+        ax.set_title(title, fontsize="small")
+        if i % ncols == 0:
+            ax.set_ylabel(ylabel)
+    if not drawn:
+        return []
+    handles = [fig.axes[0].plot([], [], color=colors[v], marker="o", ms=3, label=v)[0]
+               for v in variants]
+    if ideal:
+        handles.append(fig.axes[0].plot([], [], color="k", ls=":", lw=0.8,
+                                        label="linear ideal")[0])
+    fig.legend(handles=handles, loc="outside right center", fontsize="small")
+    fig.suptitle(g.title(what))
+    return _save(fig, outdir, f"{_safe(g.workload)}-{stem}")
+
+
+def _many_series(g: Group):
+    """The facets to draw as small multiples, or None when one plot stays readable."""
+    facets = _facets(g)
+    return facets if len(g.series) > 8 and len(facets) > 1 else None
+
+
 def plot_throughput(g: Group, outdir: Path) -> list[Path]:
+    facets = _many_series(g)
+    if facets:
+        return plot_panels(g, outdir, facets, _throughput_of,
+                           "throughput vs workers, per setting (harmonic mean of interval rates)",
+                           "ops/s (all workers)", "throughput")
     fig, (ax, axw) = _figure(2)
     colors = _colors(len(g.series))
     allx, allw = [], []
@@ -244,6 +345,11 @@ def plot_scaling(g: Group, outdir: Path, n_boot: int = 300) -> list[Path]:
     series = {k: v for k, v in g.series.items() if len(v) >= 2}
     if not series:
         return []
+    facets = _many_series(g)
+    if facets:
+        return plot_panels(g, outdir, facets, _speedup_of,
+                           "speedup S(N) = X(N)/X(fewest workers), per setting",
+                           "speedup", "scaling")
     fig, (axs, axe) = _figure(2)
     colors = _colors(len(g.series))
     maxn = max(k.workers for k in g.points)
@@ -289,10 +395,35 @@ def plot_scaling(g: Group, outdir: Path, n_boot: int = 300) -> list[Path]:
     return _save(fig, outdir, f"{_safe(g.workload)}-scaling")
 
 
+def _latency_pct(op: str, q: float):
+    """Metric for plot_panels: the q-th percentile (log2 bucket upper bound) of op's latency."""
+    from .stats import percentile_from_log2_hist
+
+    def metric(pts):
+        out = []
+        for d in pts:
+            cnt = d.latency.get(op)
+            v = (percentile_from_log2_hist(list(cnt), q, d.latency_base.get(op, 0))
+                 if cnt is not None and cnt.sum() > 0 else None)
+            out.append(np.nan if v is None else float(v))
+        return np.array(out)
+    return metric
+
+
 def plot_latency(g: Group, outdir: Path) -> list[Path]:
     ops = sorted({op for d in g.points.values() for op in d.latency})
     if not ops:
         return []
+    facets = _many_series(g)
+    if facets:  # too many histograms for one axis: p50 and p99 per setting instead
+        out = []
+        for op in ops:
+            for q in (50, 99):
+                out += plot_panels(g, outdir, facets, _latency_pct(op, q),
+                                   f"{op} latency p{q} per setting (cycles, log2 bucket bound)",
+                                   f"{op} p{q}, cycles", f"latency-{_safe(op)}-p{q}",
+                                   ideal=False)
+        return out
     fig, axes = _figure(len(ops), legend_out=len(g.series) > 3)
     colors = _colors(len(g.series))
     for ax, op in zip(axes, ops):
@@ -319,6 +450,11 @@ def plot_latency(g: Group, outdir: Path) -> list[Path]:
 
 
 def plot_locks_per_op(g: Group, outdir: Path) -> list[Path]:
+    facets = _many_series(g)
+    if facets:
+        return plot_panels(g, outdir, facets, _lock_acq_of,
+                           "lock acquisitions per operation, per setting",
+                           "lock acquisitions per op", "locks-per-op", ideal=False)
     rows = []
     for sk, pts in g.series.items():
         n = [d.key.workers for d in pts if d.total_ops > 0 and "lock_acquisitions" in d.counters]

@@ -216,3 +216,23 @@ def test_history_errors(tmp_path):
     with pytest.raises(AnalysisError, match="machines"):
         load_runs(root)
     assert len(load_runs(root, machine="other-box")["locks"]) == 1
+
+
+def test_many_series_are_drawn_as_panels(tmp_path):
+    """A sweep over several parameters gets one panel per setting, not one 40-line legend."""
+    import json as _json
+    from mmbench import plot as P
+    from mmbench.scaling import load_all
+    docs = load_all([str(p) for p in FIXTURE_FILES])
+    for doc, _ in docs:
+        g = P.Group(doc["workload"]["name"], [(doc, "x")])
+        facets = P._facets(g)
+        # every series lands in exactly one facet
+        assert sum(len(v) for v in facets.values()) == len(g.series)
+        for title, sks in facets.items():
+            for sk in sks:
+                params = _json.loads(sk.params)
+                for part in title.split(" "):
+                    if "=" in part:
+                        k, v = part.split("=", 1)
+                        assert str(params[k]) == v
