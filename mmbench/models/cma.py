@@ -553,10 +553,5 @@ def cma_check(arrays, p, nworkers) -> list[str]:
     if np.any(bits != expect):
         errors.append(f"CMA bitmap disagrees with the allocated buffers at "
                       f"{int(np.sum(bits != expect))} bits")
-    lost = np.flatnonzero(mark == 0)
-    dup = np.flatnonzero(mark > 1)
-    if lost.size:
-        errors.append(f"{lost.size} frames are nowhere (first {lost[:5].tolist()})")
-    if dup.size:
-        errors.append(f"{dup.size} frames are in two places (first {dup[:5].tolist()})")
+    errors += Z.placement_errors(mark)
     return errors

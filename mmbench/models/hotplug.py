@@ -773,10 +773,5 @@ def hotplug_check(arrays, p, nworkers) -> list[str]:
     present = int(zn2[0][Z.Z_PRESENT] + zn2[1][Z.Z_PRESENT])
     if present != online << shift:
         errors.append(f"present pages {present} != online sections' pages {online << shift}")
-    lost = np.flatnonzero(mark == 0)
-    dup = np.flatnonzero(mark > 1)
-    if lost.size:
-        errors.append(f"{lost.size} frames are nowhere (first {lost[:5].tolist()})")
-    if dup.size:
-        errors.append(f"{dup.size} frames are in two places (first {dup[:5].tolist()})")
+    errors += Z.placement_errors(mark)
     return errors

@@ -64,13 +64,19 @@ def bucket(dt):
 
 
 @njit(cache=True, nogil=True, inline="always")
-def rng_next(wst, w):
-    x = wst[w, S_RNG]
+def xorshift_next(state, w, col):
+    """Per-worker xorshift64 whose state lives in state[w, col]; a non-negative int64."""
+    x = state[w, col]
     x ^= x << 13
     x ^= (x >> 7) & 0x01FFFFFFFFFFFFFF
     x ^= x << 17
-    wst[w, S_RNG] = x
+    state[w, col] = x
     return x & 0x7FFFFFFFFFFFFFFF
+
+
+@njit(cache=True, nogil=True, inline="always")
+def rng_next(wst, w):
+    return xorshift_next(wst, w, S_RNG)
 
 
 @njit(cache=True, nogil=True)

@@ -33,6 +33,7 @@ from ..locks import LOCK_KINDS, init_lockset, kernel_barrier, lockset_words
 from .. import procfs
 from ..model import ArraySpec, Model, ModelNotRunnable, Param
 from . import llfree as L
+from . import owned as O
 from . import pcp as P
 from . import zone as Z
 
@@ -45,7 +46,7 @@ MIGRATETYPES = {"unmovable": Z.MIGRATE_UNMOVABLE, "movable": Z.MIGRATE_MOVABLE,
 MIXED_ORDERS = np.array([0, 0, 0, 1, 2, 3, 9], dtype=np.int64)
 MIXED_MEAN_PAGES = 76          # mean block size of MIXED_ORDERS, for sizing A
 FRAG_ROUNDS = 100
-LAT_BUCKETS = 64
+LAT_BUCKETS = O.LAT_BUCKETS
 LAT_SAMPLE_MASK = 15           # time one op in 16
 
 # model counters: column N_LOCK_COUNTERS + index
@@ -99,15 +100,6 @@ def _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, ord
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _bucket(dt):
-    b = 0
-    while dt > 1 and b < LAT_BUCKETS - 1:
-        dt >>= 1
-        b += 1
-    return b
-
-
-@njit(cache=True, nogil=True, inline="always")
 def _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt,
                  ctl, wst, lat):
     ops = wst[w, S_OPS]
@@ -116,7 +108,7 @@ def _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, o
         t0 = rdtsc()
         pfn = _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt,
                      cnt, ctl)
-        lat[w, 0, _bucket(rdtsc() - t0)] += 1
+        lat[w, 0, O.bucket(rdtsc() - t0)] += 1
     else:
         pfn = _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt,
                      cnt, ctl)
@@ -138,23 +130,13 @@ def _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e,
         t0 = rdtsc()
         r = _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt,
                   ctl)
-        lat[w, 1, _bucket(rdtsc() - t0)] += 1
+        lat[w, 1, O.bucket(rdtsc() - t0)] += 1
     else:
         r = _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt,
                   ctl)
     if r >= 0 or r == ABORTED_FREED:
         cnt[w, C_OPS_FREE] += 1
     return r
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _rng(wst, w):
-    x = wst[w, S_RNG]
-    x ^= x << 13
-    x ^= (x >> 7) & 0x01FFFFFFFFFFFFFF
-    x ^= x << 17
-    wst[w, S_RNG] = x
-    return x & 0x7FFFFFFFFFFFFFFF
 
 
 @njit(cache=True, nogil=True)
@@ -246,7 +228,7 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                 wst[w, S_PHASE] = 1
                 if wl == WL_MIXED:
                     nh = wst[w, S_NHELD]
-                    r = _rng(wst, w)
+                    r = O.xorshift_next(wst, w, S_RNG)
                     if nh < A and (nh < A // 2 or (r & 1) != 0):
                         a_order = MIXED_ORDERS[(r >> 1) % 7]
                         a_mt = Z.MIGRATE_MOVABLE
@@ -297,7 +279,7 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
             elif ph == 2:
                 k = wst[w, S_POS]
                 if k < kmax:
-                    j = _rng(wst, w) % A
+                    j = O.xorshift_next(wst, w, S_RNG) % A
                     steps = 0
                     while held[hb + j] < 0 and steps < A:
                         j = j + 1 if j + 1 < A else 0
@@ -581,12 +563,7 @@ class PageAllocModel(Model):
         for code, pfn in errs[:min(n, 16)]:
             errors.append(f"held block at pfn {pfn} has refcount {mm[pfn, Z.PG_REFCOUNT]}"
                           if code == 1 else f"held frame {pfn} is also free or held twice")
-        lost = np.flatnonzero(mark == 0)
-        dup = np.flatnonzero(mark > 1)
-        if lost.size:
-            errors.append(f"{lost.size} frames are nowhere (first {lost[:5].tolist()})")
-        if dup.size:
-            errors.append(f"{dup.size} frames are in two places (first {dup[:5].tolist()})")
+        errors += Z.placement_errors(mark)
         return errors
 
     def report(self, arrays, p, nworkers):

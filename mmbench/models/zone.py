@@ -776,3 +776,15 @@ def free_huge_blocks(zn) -> int:
     """Free 2 MiB (pageblock-order) blocks in the buddy allocator."""
     return sum(int(zn[Z_NR_FREE + o]) << (o - PAGEBLOCK_ORDER)
                for o in range(PAGEBLOCK_ORDER, NR_PAGE_ORDERS))
+
+
+def placement_errors(mark: np.ndarray) -> list[str]:
+    """Messages for frames counted in no place (mark 0) or in several (mark > 1)."""
+    errors = []
+    lost = np.flatnonzero(mark == 0)
+    dup = np.flatnonzero(mark > 1)
+    if lost.size:
+        errors.append(f"{lost.size} frames are nowhere (first {lost[:5].tolist()})")
+    if dup.size:
+        errors.append(f"{dup.size} frames are in two places (first {dup[:5].tolist()})")
+    return errors
