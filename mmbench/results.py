@@ -459,6 +459,29 @@ def _machine_line(m: dict) -> str:
     return ", ".join(bits)
 
 
+def latency_table(points, tsc_per_ns=None) -> str:
+    """p50 / p99 / max of each sampled latency histogram, in cycles (and ns when the
+    cycle-counter rate was measured).  Values are log2 bucket upper bounds."""
+    from .stats import hist_summary
+    vary = varying_params(points)
+    rows = []
+    for p in points:
+        for op, h in sorted((p.get("latency") or {}).items()):
+            s = hist_summary(h["counts"], h.get("bucket_log2_base", 0))
+            if not s.get("count"):
+                continue
+            cells = [p["variant"]] + [str(p["params"].get(k, "-")) for k in vary]
+            cells += [p["mode"], str(p["workers"]), op]
+            for q in ("p50", "p99", "max"):
+                v = s[q]
+                cells.append(_g(v) if not tsc_per_ns else f"{_g(v)} ({_g(v / tsc_per_ns)} ns)")
+            rows.append(cells)
+    if not rows:
+        return ""
+    headers = ["variant", *vary, "mode", "workers", "op", "p50 cyc", "p99 cyc", "max cyc"]
+    return "latency (sampled, log2 bucket upper bounds):\n" + _table(headers, rows)
+
+
 def format_show(doc: dict) -> str:
     """Human-readable view of a result document (what ``mmbench show`` prints)."""
     w = doc["workload"]
@@ -479,6 +502,9 @@ def format_show(doc: dict) -> str:
     if fixed:
         out.append("params:   " + ", ".join(f"{k}={v}" for k, v in sorted(fixed.items())))
     out += ["", summary_table(points)]
+    lat = latency_table(points, lim.get("tsc_per_ns"))
+    if lat:
+        out += ["", lat]
     for i, p in enumerate(points):
         problems = ([f"error: {p['error']}"] if p.get("error") else []) + \
             [f"invariant: {e}" for e in p["invariants"]["errors"]]

@@ -272,3 +272,18 @@ def test_git_info_outside_a_checkout(tmp_path):
                                        ("a b/c", "a-b-c"), ("...", "unknown")])
 def test_sanitize_name(raw, safe):
     assert metadata.sanitize_name(raw) == safe
+
+
+def test_latency_table_reports_percentiles_of_each_histogram():
+    from mmbench.stats import hist_summary
+    doc = results.read_result(FIXTURE)
+    pts = [p for p in doc["points"] if p.get("latency")]
+    assert pts
+    text = results.latency_table(doc["points"], tsc_per_ns=2.0)
+    lines = text.splitlines()
+    nhist = sum(1 for p in pts for h in p["latency"].values() if sum(h["counts"]))
+    assert len(lines) == 3 + nhist
+    op, h = sorted(pts[0]["latency"].items())[0]
+    s = hist_summary(h["counts"], h.get("bucket_log2_base", 0))
+    assert f"{s['p50']:.0f}" in lines[3] and f"({s['p50'] / 2.0:.3g} ns)" in lines[3]
+    assert results.latency_table([p for p in doc["points"] if not p.get("latency")]) == ""
