@@ -545,7 +545,12 @@ def _memmap_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
 
 def _frag_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
     """Free 2 MiB (pageblock_order 9) blocks after each fragmentation round."""
-    key = "free_huge_per_round"
+    # pagealloc reports it as frag_free_huge_per_round
+    keys = [k for k in ("free_huge_per_round", "frag_free_huge_per_round")
+            if any(_extra_values(d, k) for d in g.points.values())]
+    if not keys:
+        return [], set()
+    key = keys[0]
     curves = []
     for sk, pts in g.series.items():
         for d in pts:
@@ -570,6 +575,46 @@ def _frag_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
     _legend(ax, len(curves))
     fig.suptitle(g.title("fragmentation: free huge blocks per round"))
     return _save(fig, outdir, f"{_safe(g.workload)}-frag"), {key}
+
+
+def _cma_view(g: Group, outdir: Path) -> tuple[list[Path], set[str]]:
+    """cma_alloc (or the buddy's high-order allocation) failure rate and mean latency
+    against the zone's target occupancy, one line per variant and pinned share."""
+    keys = {"failure_rate_run", "by_occupancy_run", "attempts_run", "pages_migrated_per_alloc"}
+    rows: dict[str, list] = {}
+    for d in g.points.values():
+        e = d.extra[0] if d.extra else {}
+        params = json.loads(d.key.params)
+        if "failure_rate_run" not in e or "occupancy" not in params:
+            continue
+        bins = [b for b in e.get("by_occupancy_run", []) if b.get("attempts")]
+        att = sum(b["attempts"] for b in bins)
+        mean = (sum(b["attempts"] * b["mean_cycles"] for b in bins if b["mean_cycles"] is not None)
+                / att) if att else np.nan
+        label = d.key.variant + "".join(f" {k}={params[k]}" for k in ("pinned_share",)
+                                         if k in params)
+        rows.setdefault(label, []).append((float(params["occupancy"]),
+                                           float(e["failure_rate_run"] or 0.0), mean,
+                                           float(e.get("pages_migrated_per_alloc") or 0.0)))
+    if not rows:
+        return [], set()
+    fig, axes = _figure(3)
+    colors = dict(zip(sorted(rows), _colors(len(rows))))
+    for label, pts in sorted(rows.items()):
+        pts.sort()
+        occ = [p[0] for p in pts]
+        for ax, col in zip(axes, (1, 2, 3)):
+            ax.plot(occ, [p[col] for p in pts], marker="o", ms=4, color=colors[label], label=label)
+    axes[0].set_ylabel("allocation failure rate")
+    axes[0].set_ylim(-0.05, 1.05)
+    axes[1].set_ylabel("mean allocation latency, cycles")
+    axes[1].set_yscale("log")
+    axes[2].set_ylabel("pages migrated per allocation")
+    for ax in axes:
+        ax.set_xlabel("target occupancy of the area (movable pages)")
+    _legend(axes[0], len(rows))
+    fig.suptitle(g.title("contiguous allocation vs occupancy"))
+    return _save(fig, outdir, f"{_safe(g.workload)}-occupancy"), keys
 
 
 # Extras every point carries from the harness itself: bookkeeping, not results to plot.
@@ -636,6 +681,7 @@ def _generic_extra(g: Group, outdir: Path, claimed: set[str]) -> list[Path]:
 FAMILY_VIEWS: dict[str, list[Callable[[Group, Path], tuple[list[Path], set[str]]]]] = {
     "memmap": [_memmap_view],
     "pagealloc": [_frag_view],
+    "cma": [_cma_view],
     "llfree": [_frag_view],
 }
 
