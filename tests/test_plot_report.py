@@ -236,3 +236,26 @@ def test_many_series_are_drawn_as_panels(tmp_path):
                     if "=" in part:
                         k, v = part.split("=", 1)
                         assert str(params[k]) == v
+
+
+def test_cma_view_plots_failure_rate_against_occupancy(tmp_path):
+    from synth import make_doc
+    from mmbench import plot as P
+
+    def cma_extra(variant, workers, rng, params):
+        fail = 1.0 if variant == "buddy-highorder" else params["occupancy"] / 10
+        return {"failure_rate_run": fail, "attempts_run": 100, "pages_migrated_per_alloc": 3.0,
+                "by_occupancy_run": [{"occupancy": [0.0, 1.0], "attempts": 100,
+                                      "failures": int(100 * fail), "failure_rate": fail,
+                                      "mean_cycles": 1e5}]}
+
+    doc = make_doc(workload="cma", model="cma", workers=(2,), repeats=1,
+                   series={"cma": (1e6, 0, 0), "buddy-highorder": (1e6, 0, 0)},
+                   params=[{"occupancy": o, "pinned_share": 0.0} for o in (0.3, 0.6)],
+                   extra=cma_extra, counters=False)
+    g = P.Group("cma", [(doc, "x")])
+    files, keys = P._cma_view(g, tmp_path)
+    assert {f.suffix for f in files} >= {".png"} and all(f.stat().st_size > 0 for f in files)
+    assert "failure_rate_run" in keys
+    # a workload without these extras draws nothing
+    assert P._cma_view(P.Group("locks", [(make_doc(), "y")]), tmp_path) == ([], set())
