@@ -265,6 +265,8 @@ def _finish(st, b, off, x, crow, c0, n, csum, errs, inval):
     crow[c0 + 3] += inval
 
 
+# One walk loop per memory model, on purpose: ns per lookup is the figure being measured,
+# so each loop contains only its model's pfn_to_page / page_to_pfn (no dispatch inside).
 @kernel
 def walk_flat(memmap, t1, t2, blocks, cfg, st, crow, n):
     """n lookups through FLATMEM's mem_map; returns n."""
