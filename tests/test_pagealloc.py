@@ -95,3 +95,16 @@ def test_two_worker_stress_keeps_invariants(variant):
                                 "sweep_max_workers": 2})
         point = harness.run_point(M, variant, p, cfg)
         assert point["invariants"]["ok"], point["invariants"]["errors"]
+
+
+def test_zone_lock_hold_time_is_sampled():
+    """One zone->lock acquisition in 64 records its hold time (cycles) for the result."""
+    from mmbench.harness import RunConfig, run_point
+    from mmbench.models import get_model
+    m = get_model("pagealloc")
+    p = m.resolve("buddy", {"workload": "bulk", "nframes": 1 << 16, "sweep_max_workers": 1})
+    rec = run_point(m, "buddy", p, RunConfig(workers=1, duration=0.2, warmup=0.05, interval=0.05))
+    acq = sum(rec["counters"]["lock_acquisitions"])
+    n = sum(rec["counters"]["lock_hold_samples"])
+    assert acq > 0 and abs(n - acq / 64) <= 2
+    assert sum(rec["counters"]["lock_hold_cycles_sampled"]) > 0

@@ -436,7 +436,7 @@ class CmaModel(Model):
             Z.set_pageblock_range(pb, self.base(p), F, Z.MIGRATE_CMA)
         Z.free_range_to_buddy_locked(mm, pb, fl, zn, 0, F)
         Z.zone_set_watermarks(zn)
-        init_lockset(a["cma_lk"][0], 1, nworkers, LOCK_KINDS[p["lock"]])
+        init_lockset(a["cma_lk"][0], 1, nworkers, LOCK_KINDS[p["lock"]], sample_hold=True)
         init_lockset(a["cma_aux"], 2, nworkers, LOCK_KINDS["ttas"])
         b, hmin, hmax = P.pcp_sizes("highorder", F, int(zn[Z.Z_WMARK_LOW]), nworkers)
         for w in range(nworkers):

@@ -565,7 +565,7 @@ class HotplugModel(Model):
                                      | SECTION_IS_ONLINE | SECTION_IS_EARLY)
         secs[:boot_sec, SC_ZONE] = 0
         for z in range(2):
-            init_lockset(a["hp_lk"][z], 1, nworkers, LOCK_KINDS[p["lock"]])
+            init_lockset(a["hp_lk"][z], 1, nworkers, LOCK_KINDS[p["lock"]], sample_hold=True)
         b, hmin, hmax = P.pcp_sizes("highorder", F, int(zn2[0][Z.Z_WMARK_LOW]), nworkers)
         for z in range(2):
             for w in range(nworkers):

@@ -943,7 +943,7 @@ class MemInitModel(Model):
         mode = p["init_mode"]
         kind = LOCK_KINDS[p["lock"]]
         for nd in range(nodes):
-            init_lockset(a["mi_zlock"][nd], 1, nworkers, kind)
+            init_lockset(a["mi_zlock"][nd], 1, nworkers, kind, sample_hold=True)
         init_lockset(a["mi_rlock"], nodes, nworkers, kind)
         par = a["mi_par"]
         par[:] = 0

@@ -476,7 +476,7 @@ class PageAllocModel(Model):
                                    "per-CPU pagesets on this box")
         F = p["nframes"]
         mm, pb, fl, zn = (arrays[k] for k in ("zone_mm", "zone_pb", "zone_fl", "zone_zn"))
-        init_lockset(arrays["zone_lock"], 1, nworkers, LOCK_KINDS[p["lock"]])
+        init_lockset(arrays["zone_lock"], 1, nworkers, LOCK_KINDS[p["lock"]], sample_hold=True)
         if p["allocator"] == "llfree":
             Z.zone_reset(mm, pb, fl, zn, 0, F)
             Z.zone_init_range(mm, pb, zn, 0, F)
