@@ -5,12 +5,12 @@ A *lockset* is one int64 array holding ``nlocks`` locks, each alone in its own
 
     lk[l*8 + 0]  lock word: TTAS owner (worker+1, 0 = free) / ticket "next" / MCS tail
     lk[l*8 + 1]  ticket "now serving"
-    lk[l*8 + 2]  owner (worker+1) while held, for post-mortems of killed workers
+    lk[l*8 + 2]  last holder (worker+1): the owner while held (post-mortems of killed
+                 workers); an acquisition by another worker is a hand-over
     lk[l*8 + 3]  kind: TTAS, TICKET or MCS
     lk[l*8 + 4]  number of workers
     lk[l*8 + 5]  index of the first MCS node of this lockset
     lk[l*8 + 6]  hold-time sampling mask (sample acquisitions with n & mask == 0; -1 = off)
-    lk[l*8 + 7]  last holder (worker+1): an acquisition by another worker is a hand-over
     node(l, w) = lk[5] + (l*W + w)*8:  [0] next (worker+1), [1] locked flag
 
 Kinds:
@@ -123,9 +123,10 @@ def spin_lock(lk, l, w, cnt, ctl):
                 if _aborted(ctl, spins):
                     cnt[w, C_LOCK_ABORTED] += 1
                     return False
-    store_relaxed(lk, base + 2, w + 1)
-    if lk[base + 7] != w + 1:
-        lk[base + 7] = w + 1
+    # The holder word changes only on a hand-over: the common re-acquisition by the same
+    # worker writes nothing more to the lock's line.
+    if lk[base + 2] != w + 1:
+        store_relaxed(lk, base + 2, w + 1)
         cnt[w, C_LOCK_HANDOVER] += 1
     n = cnt[w, C_LOCK_ACQ] + 1
     cnt[w, C_LOCK_ACQ] = n
@@ -149,7 +150,6 @@ def spin_unlock(lk, l, w, cnt):
             cnt[w, C_LOCK_HOLD_N] += 1
             cnt[w, C_LOCK_T0] = 0
     kind = lk[base + 3]
-    store_relaxed(lk, base + 2, 0)
     if kind == TTAS:
         store_release(lk, base, 0)
     elif kind == TICKET:
@@ -171,8 +171,14 @@ def spin_unlock(lk, l, w, cnt):
 
 @njit(cache=True, nogil=True)
 def lock_owner(lk, l):
-    """Worker holding lock ``l``, or -1."""
-    return load_acquire(lk, l * LINE_WORDS + 2) - 1
+    """Worker holding lock ``l``, or -1 when it is free."""
+    base = l * LINE_WORDS
+    kind = lk[base + 3]
+    if kind == TICKET:
+        held = load_acquire(lk, base) != load_acquire(lk, base + 1)
+    else:
+        held = load_acquire(lk, base) != 0
+    return load_acquire(lk, base + 2) - 1 if held else -1
 
 
 @njit(cache=True, nogil=True)
