@@ -217,6 +217,16 @@ def _in_use(mm, start, end):
     return n
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _record_attempt(lat, occ, b, dt, failed):
+    """One allocation attempt: its latency histogram bucket and its occupancy bin."""
+    lat[O.bucket(dt)] += 1
+    occ[b, OB_N] += 1
+    occ[b, OB_CYC] += dt
+    if failed:
+        occ[b, OB_FAIL] += 1
+
+
 @kernel
 def cma_step(mode, mm, pb, fl2, zn2, lk2, pcp2, nw, aux, bm, base, cma_frames, nbits_total,
              opb, count, align_order, buffers, bufs, st, lat, occ, mig_hist, held, chk, owner,
@@ -242,11 +252,8 @@ def cma_step(mode, mm, pb, fl2, zn2, lk2, pcp2, nw, aux, bm, base, cma_frames, n
         dt = rdtsc() - t0
         if pfn == -2:
             return 0
-        lat[O.bucket(dt)] += 1
-        occ[b, OB_N] += 1
-        occ[b, OB_CYC] += dt
+        _record_attempt(lat, occ, b, dt, pfn < 0)
         if pfn < 0:
-            occ[b, OB_FAIL] += 1
             cnt[w, C_BH_FAIL] += 1
             return 0
         cnt[w, C_BH_OK] += 1
@@ -272,11 +279,8 @@ def cma_step(mode, mm, pb, fl2, zn2, lk2, pcp2, nw, aux, bm, base, cma_frames, n
         dt = rdtsc() - t0
         if pfn == -2:
             return 0
-        lat[O.bucket(dt)] += 1
-        occ[b, OB_N] += 1
-        occ[b, OB_CYC] += dt
+        _record_attempt(lat, occ, b, dt, pfn < 0)
         if pfn < 0:
-            occ[b, OB_FAIL] += 1
             cnt[w, C_FAIL] += 1
             return 0
         # The device writes its buffer: a page still owned by a worker would lose its

@@ -193,14 +193,15 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
         e = np.int64(-1)     # the held entry being freed
         aux = 0              # position / round step to advance after the op
         # ---- plan ------------------------------------------------------------------------
-        if wl == WL_BULK or wl == WL_RAND:
-            if ph == 0:
-                pos = wst[w, S_POS]
-                if pos < A:
-                    act, post, slot = ACT_ALLOC, POST_FILL, hb + pos
-                else:
-                    wst[w, S_PHASE] = 1
-            elif ph == 1 or ph == 3:
+        if ph == 0 and (wl == WL_BULK or wl == WL_RAND or wl == WL_FRAG):
+            # bulk, rand and frag all start by filling A slots
+            pos = wst[w, S_POS]
+            if pos < A:
+                act, post, slot = ACT_ALLOC, POST_FILL, hb + pos
+            else:
+                wst[w, S_PHASE] = 1
+        elif wl == WL_BULK or wl == WL_RAND:
+            if ph == 1 or ph == 3:
                 if not kernel_barrier(ctl, nw):
                     return done
                 wst[w, S_PHASE] = 2 if ph == 1 else 0
@@ -258,15 +259,9 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                         act, post = ACT_ALLOC, POST_TRANSIENT
                         if wl == WL_PAGEFAULT:
                             a_order, a_mt = 0, Z.MIGRATE_MOVABLE
-        else:  # WL_FRAG
+        else:  # WL_FRAG, past its fill phase
             kmax = max(A // 10, 1)
-            if ph == 0:
-                pos = wst[w, S_POS]
-                if pos < A:
-                    act, post, slot = ACT_ALLOC, POST_FILL, hb + pos
-                else:
-                    wst[w, S_PHASE] = 1
-            elif ph == 1 or ph == 4:
+            if ph == 1 or ph == 4:
                 if not kernel_barrier(ctl, nw):
                     return done
                 if ph == 4:
