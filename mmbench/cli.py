@@ -2,175 +2,107 @@
 
 Exit codes: 0 success; 1 a run failed (a worker died or hung, an invariant did
 not hold) or ``compare`` found a significant regression; 2 bad input (one line
-on stderr).
+on stderr, nothing run or written); 128 + N a stop signal N (SIGINT 130, SIGTERM
+143, SIGHUP 129) interrupted a run, whose completed points are in its partial
+result file.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-
-class UsageError(ValueError):
-    """Bad command-line input: one line, exit code 2."""
-
-
-def _workers_arg(text: str, cpus: int) -> list[int]:
-    from .workload import WorkloadError, parse_workers
-    vals = []
-    for tok in text.split(","):
-        tok = tok.strip()
-        if tok == "max":
-            vals.append("max")
-        else:
-            try:
-                vals.append(int(tok))
-            except ValueError:
-                raise UsageError(f"--workers: {tok!r} is not an integer or \"max\"") from None
-    try:
-        return parse_workers(vals, "--workers", cpus)
-    except WorkloadError as e:
-        raise UsageError(str(e)) from None
+from .checks import UsageError, in_dir, new_file, number, out_dir
 
 
 def cmd_list(args) -> int:
     from .workload import all_workloads
-    wls = all_workloads()
-    width = max((len(w.name) for w in wls), default=4)
-    for wl in wls:
-        tag = " [quick]" if wl.quick else ""
-        print(f"{wl.name:<{width}}  {wl.description}{tag}")
-    if args.verbose:
-        from .models import get_model
+    wls = sorted(all_workloads(), key=lambda w: w.name)
+    if not args.verbose:
+        width = max((len(w.name) for w in wls), default=4)
         for wl in wls:
-            m = get_model(wl.model)
-            print(f"\n{wl.name}: model {wl.model}, variants: {', '.join(m.variants)}")
-            for k, prm in m.params.items():
-                print(f"  {k:<20} default {prm.default!r:<10} {prm.describe()}  {prm.help}")
+            tag = " [quick]" if wl.quick else ""
+            print(f"{wl.name:<{width}}  {wl.description}{tag}")
+        return 0
+    from .models import get_model
+    for i, wl in enumerate(wls):
+        m = get_model(wl.model)
+        print(("\n" if i else "") + f"{wl.name}{' [quick]' if wl.quick else ''}: {wl.description}")
+        print(f"  model {wl.model}, variants: {', '.join(m.variants)}")
+        for k, prm in m.params.items():
+            default = str(prm.default).lower() if prm.type is bool else repr(prm.default)
+            print(f"  {k:<20} default {default:<10} {prm.describe()}  {prm.help}")
     return 0
 
 
-def _progress(msg: str, final: bool = False) -> None:
-    if sys.stderr.isatty():
-        sys.stderr.write("\r\033[K" + msg + ("\n" if final else ""))
-    elif final:
-        sys.stderr.write(msg + "\n")
-    sys.stderr.flush()
-
-
-def run_workloads(names, args) -> tuple[list[Path], int]:
-    """Run each workload's sweep, write one result file per workload; returns (paths, status)."""
-    from . import results as R
-    from .harness import HarnessError, RunConfig, allowed_cpus, failed_point, run_point
-    from .metadata import machine_metadata
-    from .models import get_model
-    from .probes import measure_limits
-    from .workload import expand, find, load, parse_set, run_settings
-
-    quick = args.quick
-    cpus = len(allowed_cpus())
-    workers = _workers_arg(args.workers, cpus) if args.workers else None
-    variants = args.variant.split(",") if args.variant else None
-    wls = [load(find(n)) for n in names]
-    if args.output and len(wls) > 1:
-        raise UsageError("--output names one file: give one workload, or use --results-dir")
-    plans = []
-    for wl in wls:
-        settings = run_settings(wl, quick, {"duration": args.duration, "warmup": args.warmup,
-                                            "repeat": args.repeat, "interval": args.interval,
-                                            "seed": args.seed})
-        if variants:
-            m = get_model(wl.model)
-            bad = [v for v in variants if v not in m.variants]
-            if bad:
-                raise UsageError(f"--variant: {bad[0]!r} is not a variant of {wl.name} "
-                                 f"(one of {', '.join(m.variants)})")
-        pts = expand(wl, cpus, quick=quick, workers=workers, variants=variants,
-                     overrides=parse_set(args.set, wl.model))
-        plans.append((wl, settings, pts))
-    if args.mode not in ("process", "thread"):
-        raise UsageError(f"--mode must be process or thread, got {args.mode!r}")
-
-    machine = machine_metadata()
-    _progress("measuring machine limits (atomic, cache-line transfer, memset)...")
-    limits = measure_limits(quick=quick)
-    total = sum(len(p) * s["repeat"] for _, s, p in plans)
-    done = 0
-    status = 0
-    paths = []
-    for wl, s, pts in plans:
-        model = get_model(wl.model)
-        doc = R.new_document(wl.meta(), machine, limits, ["mmbench"] + sys.argv[1:])
-        for pt in pts:
-            for rep in range(s["repeat"]):
-                done += 1
-                label = (f"[{done}/{total}] {wl.name} {pt.variant} "
-                         + " ".join(f"{k}={v}" for k, v in pt.given.items())
-                         + f" w={pt.workers}{'*' if pt.workers > cpus else ''} {args.mode}")
-                _progress(label + " ...")
-                cfg = RunConfig(workers=pt.workers, mode=args.mode, duration=s["duration"],
-                                warmup=s["warmup"], interval=s["interval"],
-                                seed=s["seed"] + rep, watchdog=s["watchdog"], repeat=rep)
-                try:
-                    rec = run_point(model, pt.variant, pt.params, cfg)
-                except HarnessError as e:
-                    # The point failed (a worker died, hung or raised): say so, keep it in
-                    # the file as a failed point, and go on with the sweep.
-                    _progress(f"{label}: FAILED", final=True)
-                    print(f"mmbench: error: {wl.name} {pt.variant} w={pt.workers}: {e}", file=sys.stderr)
-                    status = 1
-                    rec = failed_point(pt.variant, pt.params, cfg, str(e))
-                rec = R.add_point(doc, rec)
-                if rec.get("error"):
-                    _progress(f"{label}: {rec['error']}", final=True)
-                    continue
-                ok = rec["invariants"]["ok"]
-                if not ok:
-                    status = 1
-                summ = rec["summary"]
-                _progress(f"{label}: {summ['ops_per_s']['median'] / 1e6:.3f} Mops/s, "
-                          f"Jain {summ['jain']:.3f}{'' if ok else ', INVARIANTS FAILED: ' + rec['invariants']['errors'][0]}",
-                          final=True)
-        path = R.write_result(doc, path=args.output, results_dir=args.results_dir)
-        paths.append(path)
-        print(R.summary_table(doc["points"]))
-        print(f"results: {path}")
-    return paths, status
-
-
 def cmd_run(args) -> int:
+    from . import sweep
+    from .harness import allowed_cpus
     from .workload import all_workloads
-    names = args.names
-    if not names:
-        args.quick = True
-        names = [wl.name for wl in all_workloads() if wl.quick]
-        if not names:
-            raise UsageError("no workload is marked quick = true")
     t0 = time.time()
-    paths, status = run_workloads(names, args)
+    cpus = len(allowed_cpus())
+    if args.resume is not None:
+        given = [f for f, v in (("NAME", args.names), ("--workers", args.workers),
+                                ("--variant", args.variant), ("--set", args.set),
+                                ("--duration", args.duration), ("--warmup", args.warmup),
+                                ("--interval", args.interval), ("--repeat", args.repeat),
+                                ("--seed", args.seed), ("--mode", args.mode),
+                                ("--quick", args.quick), ("--output", args.output)) if v]
+        if given:
+            raise UsageError(f"--resume takes the workload and its settings from the file; "
+                             f"drop {given[0]}")
+        if args.report_dir:
+            out_dir("--report-dir", args.report_dir)
+        plan = sweep.plan_resume(args.resume, args.force)
+        if plan is None:
+            from .results import read_result
+            n = len(read_result(args.resume)["points"])
+            print(f"{args.resume} is complete ({n} points); nothing to run")
+            return 0
+        plans, quick = [plan], plan.quick
+        mode = plan.mode
+    else:
+        if args.force:
+            raise UsageError("--force only applies with --resume FILE")
+        names = args.names
+        if not names:
+            args.quick = True
+            names = [wl.name for wl in all_workloads() if wl.quick]
+            if not names:
+                raise UsageError("no workload is marked quick = true")
+        args.mode = args.mode or "process"
+        plans = sweep.plan_run(names, args, cpus)
+        quick, mode = args.quick, args.mode
+    paths, status = sweep.execute(plans, mode=mode, command=["mmbench"] + sys.argv[1:],
+                                  limits_quick=quick)
     if paths and not args.no_report:
         # Plots and HTML stay out of results/: only small JSON files are evidence.
         outdir = Path(args.report_dir) if args.report_dir else Path("mmbench-out") / (
             "report-" + paths[0].stem.split("-")[0])
-        try:
-            from .report import write_report
-        except ImportError:
-            write_report = None
-        if write_report is not None:
-            # The quick suite keeps to its time budget: PNG only, fewer bootstrap draws.
-            kw = {"n_boot": 100, "formats": ("png",)} if args.quick else {}
-            index = write_report([str(p) for p in paths], str(outdir), **kw)
-            print(f"report: {index}")
+        from .report import write_report
+        # The quick suite keeps to its time budget: PNG only, fewer bootstrap draws.
+        kw = {"n_boot": 100, "formats": ("png",)} if quick else {}
+        index = write_report([str(p) for p in paths], str(outdir), **kw)
+        print(f"report: {index}")
     print(f"done in {time.time() - t0:.1f} s")
     return status
 
 
+def _partial_warning(doc, path) -> None:
+    from .results import partial_note
+    note = partial_note(doc, path)
+    if note:
+        print(f"mmbench: note: {path}: {note}", file=sys.stderr)
+
+
 def cmd_show(args) -> int:
     from .results import format_show, read_result
-    for f in args.files:
-        print(format_show(read_result(f)))
+    docs = [(f, read_result(f)) for f in args.files]  # every file checked before printing
+    for i, (f, doc) in enumerate(docs):
+        if len(docs) > 1:
+            print(("\n" if i else "") + f"== {f}")
+        print(format_show(doc, f))
     return 0
 
 
@@ -197,10 +129,9 @@ def cmd_info(args) -> int:
 def cmd_export(args) -> int:
     from . import export
     from .results import read_result
+    out = new_file("-o/--output", args.output, overwrite=args.force)
     doc = read_result(args.file)
-    out = Path(args.output)
-    if out.exists() and not args.force:
-        raise UsageError(f"{out} exists; refusing to overwrite (use --force)")
+    _partial_warning(doc, args.file)
     if args.format == "pyperf":
         export.to_pyperf(doc, out)
     else:
@@ -212,8 +143,13 @@ def cmd_export(args) -> int:
 def cmd_compare(args) -> int:
     from .compare import compare, format_compare
     from .results import read_result
+    threshold = number("--threshold", args.threshold, 0.0, 1000.0, unit=" %")
+    alpha = number("--alpha", args.alpha, 0.0, 0.5, lo_open=True)
     base = [read_result(f) for f in args.base]
     new = [read_result(f) for f in args.new]
+    for f, d in zip(args.base + args.new, base + new):
+        _partial_warning(d, f)
+    args.threshold, args.alpha = threshold, alpha
     res = compare(base, new, threshold_pct=args.threshold, alpha=args.alpha, test=args.test,
                   strict=args.strict)
     print(format_compare(res, fmt=args.format))
@@ -222,6 +158,8 @@ def cmd_compare(args) -> int:
 
 def cmd_plot(args) -> int:
     from .plot import plot_files
+    out_dir("-o/--output", args.output)
+    _warn_partial_files(args.files)
     for p in plot_files(args.files, args.output):
         print(p)
     return 0
@@ -229,21 +167,41 @@ def cmd_plot(args) -> int:
 
 def cmd_report(args) -> int:
     from .report import write_report
+    out_dir("-o/--output", args.output)
+    _warn_partial_files(args.files)
     print(write_report(args.files, args.output))
     return 0
 
 
+def _warn_partial_files(files) -> None:
+    from .results import read_result
+    for f in files:
+        _partial_warning(read_result(f), f)
+
+
 def cmd_history(args) -> int:
     from .history import history
+    in_dir("--results-dir", args.results_dir)
+    out_dir("-o/--output", args.output)
     for p in history(args.results_dir, workload=args.workload, machine=args.machine, outdir=args.output):
         print(p)
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage is in --help)."""
+
+    def error(self, message):
+        self.exit(2, f"mmbench: error: {self.prog.removeprefix('mmbench ') + ': ' if self.prog != 'mmbench' else ''}"
+                     f"{' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="mmbench", description="Multiprocess scalability benchmarks "
+    ap = _Parser(prog="mmbench", description="Multiprocess scalability benchmarks "
                                  "for Linux memory-management designs.")
-    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND")
+    import mmbench
+    ap.add_argument("--version", action="version", version=f"mmbench {mmbench.__version__}")
+    sub = ap.add_subparsers(dest="cmd", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("list", help="list workloads")
     p.add_argument("-v", "--verbose", action="store_true", help="also list variants and parameters")
@@ -255,17 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", help="comma-separated variants to run (default: the workload's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=V1[,V2...]",
                    help="sweep these values of a model parameter instead of the file's (repeatable)")
-    p.add_argument("--duration", type=float, help="measured seconds per point")
-    p.add_argument("--warmup", type=float, help="seconds before measuring")
-    p.add_argument("--interval", type=float, help="sampling interval in seconds")
-    p.add_argument("--repeat", type=int, help="repetitions of each point")
-    p.add_argument("--seed", type=int, help="base RNG seed")
-    p.add_argument("--mode", default="process", help="process (default) or thread")
+    p.add_argument("--duration", help="measured seconds per point (0.01..3600)")
+    p.add_argument("--warmup", help="seconds before measuring (0..600)")
+    p.add_argument("--interval", help="sampling interval in seconds (0.001..60, < duration)")
+    p.add_argument("--repeat", help="repetitions of each point (1..1000)")
+    p.add_argument("--seed", help="base RNG seed")
+    p.add_argument("--mode", choices=("process", "thread"), help="process (default) or thread")
     p.add_argument("--quick", action="store_true", help="use the workloads' quick settings")
     p.add_argument("--output", "-o", help="result file (one workload only)")
     p.add_argument("--results-dir", default="results", help="where result files go (default: results)")
-    p.add_argument("--report-dir", help="where the report goes (default: beside the results)")
+    p.add_argument("--report-dir", help="where the report goes (default: mmbench-out/report-<time>)")
     p.add_argument("--no-report", action="store_true", help="skip plots and the HTML report")
+    p.add_argument("--resume", metavar="FILE",
+                   help="continue the partial result FILE: run only its missing points")
+    p.add_argument("--force", action="store_true",
+                   help="with --resume: resume although the workload version, model source or "
+                        "machine changed (recorded in the file)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="print a result file")
@@ -287,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="compare two results (exit 1 on a significant regression)")
     p.add_argument("base", nargs=1, help="baseline result file")
     p.add_argument("new", nargs=1, help="new result file")
-    p.add_argument("--threshold", type=float, default=5.0, help="percent change below which nothing is reported")
-    p.add_argument("--alpha", type=float, default=0.05)
+    p.add_argument("--threshold", default="5.0", help="percent change below which nothing is reported")
+    p.add_argument("--alpha", default="0.05", help="significance level, in (0, 0.5]")
     p.add_argument("--test", choices=("welch", "mannwhitney"), default="welch")
     p.add_argument("--format", choices=("term", "md"), default="term")
     p.add_argument("--strict", action="store_true",
@@ -320,26 +283,23 @@ def main(argv=None) -> int:
     if not getattr(args, "func", None):
         ap.print_help()
         return 2
+    from .results import ResultError   # the analysis' AnalysisError is this class
+    from .sweep import Interrupted
     from .workload import WorkloadError
-    bad_input = (UsageError, WorkloadError)
-    try:
-        from .results import ResultError
-        bad_input = bad_input + (ResultError,)
-    except ImportError:
-        pass
-    try:
-        from .compare import AnalysisError  # type: ignore[attr-defined]
-        bad_input = bad_input + (AnalysisError,)
-    except ImportError:
-        pass
     try:
         return args.func(args)
-    except bad_input as e:
+    except (UsageError, WorkloadError, ResultError) as e:
         print(f"mmbench: error: {e}", file=sys.stderr)
         return 2
+    except Interrupted as e:
+        # sweep.execute has said where the partial result is.
+        return 128 + e.signum
     except KeyboardInterrupt:
         print("mmbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `mmbench list -v | head`
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

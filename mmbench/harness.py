@@ -7,7 +7,7 @@ no model by name.
 
 Process mode forks the workers after the parent has compiled (or loaded from the
 cache) every kernel, so a worker pays no compile time and inherits the arena's
-mapping; the arena's name is unlinked as soon as the workers exist.  Thread
+mapping; the arena's name is unlinked as soon as it is mapped.  Thread
 mode runs the same nogil kernels in threads of the parent.
 
 Per-worker progress words (``prog``, one 128-byte row per worker) are written
@@ -70,13 +70,20 @@ def cpu_map(workers: int, cpus: list[int] | None = None) -> list[int]:
     return [cpus[i % len(cpus)] for i in range(workers)]
 
 
-def _set_pdeathsig() -> None:
-    """Have the kernel SIGKILL this worker if the parent dies (PR_SET_PDEATHSIG)."""
+def _set_pdeathsig(parent: int) -> None:
+    """Have the kernel SIGKILL this worker if the parent dies (PR_SET_PDEATHSIG).
+
+    A worker must never run on without its parent (nobody would stop it, and
+    a ``kill -9`` of ``mmbench`` would leave W spinning processes).  The parent
+    may have died between fork and prctl: then it is already gone, so exit.
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)
     except Exception:
         pass
+    if os.getppid() != parent:
+        os._exit(4)
 
 
 def _worker_body(model: Model, arrays: dict, p: dict, w: int, nworkers: int, cpu: int,
@@ -121,10 +128,11 @@ def _worker_body(model: Model, arrays: dict, p: dict, w: int, nworkers: int, cpu
     prog[w, P_STATE] = S_DONE
 
 
-def _process_main(model, arrays, p, w, nworkers, cpu, errq) -> None:
-    _set_pdeathsig()
+def _process_main(model, arrays, p, w, nworkers, cpu, errq, parent) -> None:
+    _set_pdeathsig(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     try:
         _worker_body(model, arrays, p, w, nworkers, cpu, tid_affinity=False)
     except BaseException as e:  # noqa: BLE001 - reported to the parent
@@ -182,7 +190,8 @@ def _start_workers(model, arrays, p, cfg: RunConfig, cmap) -> _Workers:
         ws.errq = ctx.SimpleQueue()
         for w in range(cfg.workers):
             pr = ctx.Process(target=_process_main, name=f"mmbench-worker-{w}",
-                             args=(model, arrays, p, w, cfg.workers, cmap[w], ws.errq),
+                             args=(model, arrays, p, w, cfg.workers, cmap[w], ws.errq,
+                                   os.getpid()),
                              daemon=True)
             pr.start()
             ws.procs.append(pr)
@@ -277,6 +286,10 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
               ("counters", (W, model.counter_columns()), np.int64),
               ("prog", (W, ROW_WORDS), np.int64)]
     arena = Arena.create(Layout(specs))
+    # Workers are forked (they inherit the mapping) or threads: nobody needs the
+    # name, so it goes at once and no crash, not even kill -9 of this process
+    # during a long setup or compile, can leave a segment in /dev/shm.
+    arena.unlink()
     arrays = dict(arena.arrays)
     ws = None
     set_up = False
@@ -293,8 +306,6 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
         pp = pingpong_ns(cmap[0], cmap[1] if W > 1 else (cpus[1] if len(cpus) > 1 else cpus[0]))
 
         ws = _start_workers(model, arrays, p, cfg, cmap)
-        if ws.procs:
-            arena.unlink()  # every worker maps it now: no name can outlive the run
         prog, ctl = arrays["prog"], arrays["ctl"]
         watch = _Watch(prog, ws, cfg.watchdog, cmap)
         deadline = time.monotonic() + max(cfg.watchdog, 30.0)

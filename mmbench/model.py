@@ -75,6 +75,8 @@ class Param:
         return value
 
     def describe(self) -> str:
+        if self.type is bool:
+            return "boolean (true or false)"
         if self.choices is not None:
             return "one of " + ", ".join(map(str, self.choices))
         lo = "-inf" if self.min is None else self.min

@@ -10,6 +10,13 @@ Format versions (``schema_version``; bump on any change of meaning, add an
 upgrade function to ``_UPGRADES`` and freeze a fixture of the old version):
 
 * 1 (mmbench 0.1): first version.  See mmbench/schema/result-v1.json.
+* 2: ``complete`` (false while a sweep is journalled point by point, and after an
+  interruption), ``sweep`` (settings and the planned points, which ``mmbench run
+  --resume`` continues; null for documents not made by a sweep) and ``resumes``
+  (one record per resume).  A v1 file reads as complete, with no plan.
+
+A partial result (``complete`` false) is a valid result with fewer points than
+planned: every reader accepts it and says that it is partial (:func:`partial_note`).
 """
 from __future__ import annotations
 
@@ -22,11 +29,19 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 FORMAT = "mmbench-result"
 
+
+def _upgrade_v1(doc: dict) -> None:
+    # v1 files were written once, at the end of a sweep: complete, with no plan.
+    doc.setdefault("complete", True)
+    doc.setdefault("sweep", None)
+    doc.setdefault("resumes", [])
+
+
 # _UPGRADES[v] turns a version-v document into a version-(v+1) one, in place.
-_UPGRADES: dict = {}
+_UPGRADES: dict = {1: _upgrade_v1}
 
 
 class ResultError(ValueError):
@@ -135,6 +150,17 @@ def validate(doc) -> None:
         _check_point_shapes(p, f"points[{i}]")
 
 
+def validate_header(doc) -> None:
+    """Validate everything but the points (each was validated when it was added):
+    the journal rewrites the file after every point without re-checking them all."""
+    if not isinstance(doc, dict):
+        raise ResultError("(document): not an object")
+    head = dict(doc)
+    head["points"] = []
+    _schema_errors(head)
+    _check_finite(head, "")
+
+
 def validate_point(point, root: str = "point") -> None:
     """Validate one point on its own, so the harness hears of a bad point at once."""
     _schema_errors(point, "point", root)
@@ -149,10 +175,13 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def new_document(workload: dict, machine: dict, limits: dict, command: list[str]) -> dict:
+def new_document(workload: dict, machine: dict, limits: dict, command: list[str],
+                 sweep: dict | None = None) -> dict:
     """An empty current-version result: the harness then calls add_point per point.
 
     ``limits`` keys atomic_ns/pingpong_ns/memset_gbps default to None (not measured).
+    With a ``sweep`` plan the document is partial (``complete`` false) until
+    :meth:`Journal.finish`; without one it is complete with whatever points it holds.
     """
     import mmbench
     lim = {"atomic_ns": None, "pingpong_ns": None, "memset_gbps": None}
@@ -167,7 +196,71 @@ def new_document(workload: dict, machine: dict, limits: dict, command: list[str]
         "limits": plain(lim),
         "workload": plain(workload),
         "points": [],
+        "complete": sweep is None,
+        "sweep": plain(sweep),
+        "resumes": [],
     }
+
+
+def is_partial(doc: dict) -> bool:
+    return not doc.get("complete", True)
+
+
+def planned_count(doc: dict) -> int | None:
+    sweep = doc.get("sweep")
+    return len(sweep["planned"]) if sweep else None
+
+
+def partial_note(doc: dict, path=None) -> str | None:
+    """One line saying a result is partial (None when it is complete)."""
+    if not is_partial(doc):
+        return None
+    planned = planned_count(doc)
+    of = f" of {planned} planned" if planned is not None else ""
+    how = f"; mmbench run --resume {path} continues it" if path is not None else ""
+    return f"PARTIAL result: {len(doc['points'])}{of} points (the sweep did not finish{how})"
+
+
+def point_key(variant, params, workers, repeat, mode) -> str:
+    """Identity of a sweep point, to match planned points with completed ones."""
+    return json.dumps([variant, plain(params), int(workers), int(repeat), mode], sort_keys=True)
+
+
+def missing_points(doc: dict) -> list[int]:
+    """Indices into ``doc["sweep"]["planned"]`` of the points not yet in ``doc["points"]``."""
+    from collections import Counter
+    sweep = doc.get("sweep")
+    if not sweep:
+        return []
+    mode = sweep["mode"]
+    done = Counter(point_key(p["variant"], p["params"], p["workers"], p.get("repeat", 0), p["mode"])
+                   for p in doc["points"])
+    out = []
+    for i, q in enumerate(sweep["planned"]):
+        k = point_key(q["variant"], q["params"], q["workers"], q["repeat"], mode)
+        if done[k] > 0:
+            done[k] -= 1
+        else:
+            out.append(i)
+    return out
+
+
+def sort_as_planned(doc: dict) -> None:
+    """Put the points in plan order (what an uninterrupted sweep writes)."""
+    sweep = doc.get("sweep")
+    if not sweep:
+        return
+    mode = sweep["mode"]
+    slots: dict = {}
+    for i, q in enumerate(sweep["planned"]):
+        slots.setdefault(point_key(q["variant"], q["params"], q["workers"], q["repeat"], mode),
+                         []).append(i)
+    order = []
+    for j, p in enumerate(doc["points"]):
+        k = point_key(p["variant"], p["params"], p["workers"], p.get("repeat", 0), p["mode"])
+        idx = slots.get(k)
+        order.append((idx.pop(0) if idx else len(sweep["planned"]) + j, j))
+    doc["points"] = [doc["points"][j] for _, j in sorted(order)]
 
 
 def plain(obj):
@@ -234,6 +327,19 @@ def default_path(doc: dict, results_dir="results") -> Path:
     return Path(results_dir) / machine / f"{_timestamp(doc['created'])}-{short}-{name}.json"
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where /proc says it (Linux >= 4.7)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    old = os.umask(0o022)
+    os.umask(old)
+    return old
+
+
 def write_atomic(path, data: bytes, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
@@ -250,6 +356,9 @@ def write_atomic(path, data: bytes, overwrite: bool = False) -> Path:
     except OSError as exc:
         raise ResultError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
+        # mkstemp makes the file 0600; a result is for everyone to read (0644 under
+        # the usual umask), like any file the user creates.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -306,6 +415,55 @@ def write_result(doc: dict, path=None, results_dir="results", overwrite: bool = 
     if path is None:
         path = default_path(doc, results_dir)
     return write_atomic(path, dumps(doc), overwrite=overwrite)
+
+
+class Journal:
+    """A result file that holds every completed point as soon as it completes.
+
+    :meth:`start` claims the path (never overwriting an existing file) with the
+    document's plan and no points, ``complete`` false; :meth:`add` appends one
+    point and rewrites the file atomically, so a reader (or a ``kill -9``) sees
+    the file before or after that point, never half of it; :meth:`finish` puts the
+    points in plan order and marks the file complete.  A resumed sweep opens
+    the partial file with ``resume=True`` and goes on rewriting it in place.
+    """
+
+    def __init__(self, doc: dict, path, resume: bool = False):
+        self.doc = doc
+        self.path = Path(path)
+        self._claimed = resume
+
+    def _write(self, overwrite: bool) -> None:
+        validate_header(self.doc)
+        write_atomic(self.path, dumps(self.doc), overwrite=overwrite)
+
+    def start(self) -> Path:
+        if not self._claimed:
+            self._write(overwrite=False)
+            self._claimed = True
+        return self.path
+
+    def add(self, point: dict) -> dict:
+        rec = add_point(self.doc, point)
+        self._write(overwrite=True)
+        return rec
+
+    def finish(self) -> Path:
+        sort_as_planned(self.doc)
+        self.doc["complete"] = True
+        validate(self.doc)
+        write_atomic(self.path, dumps(self.doc), overwrite=True)
+        return self.path
+
+    def discard_if_empty(self) -> bool:
+        """Remove a fresh file that never got a point (interrupted before the first)."""
+        if self.doc["points"] or self.doc.get("resumes"):
+            return False
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
+        return True
 
 
 def upgrade(doc: dict, where: str = "document") -> dict:
@@ -482,7 +640,7 @@ def latency_table(points, tsc_per_ns=None) -> str:
     return "latency (sampled, log2 bucket upper bounds):\n" + _table(headers, rows)
 
 
-def format_show(doc: dict) -> str:
+def format_show(doc: dict, path=None) -> str:
     """Human-readable view of a result document (what ``mmbench show`` prints)."""
     w = doc["workload"]
     m = doc["machine"]
@@ -496,6 +654,12 @@ def format_show(doc: dict) -> str:
                _g(lim.get("atomic_ns")), _g(lim.get("pingpong_ns")), _g(lim.get("memset_gbps")))]
     if doc.get("command"):
         out.append("command:  " + " ".join(doc["command"]))
+    for r in doc.get("resumes") or []:
+        forced = f", forced over: {'; '.join(r['forced'])}" if r.get("forced") else ""
+        out.append(f"resumed:  {r['at']} with {r['points_before']} point(s) done{forced}")
+    note = partial_note(doc, path)
+    if note:
+        out.append(note)
     points = doc["points"]
     fixed = {k: v for k, v in (points[0]["params"].items() if points else [])
              if k not in varying_params(points)}

@@ -46,11 +46,12 @@ def load(src: Any) -> tuple[dict, str]:
     """Return (document, name) for a result path or an already-loaded document."""
     if isinstance(src, dict):
         try:
-            from .results import validate
+            from .results import upgrade, validate
         except ImportError:  # pragma: no cover
             validate = None
         if validate is not None:
             try:
+                upgrade(src, "<document>")   # an in-memory document of an older version
                 validate(src)
             except AnalysisError as e:
                 raise AnalysisError(f"<document>: {e}") from None

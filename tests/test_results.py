@@ -215,7 +215,9 @@ def test_fixture_is_frozen():
 
 def test_fixture_readable_and_summaries_recomputable():
     doc = results.read_result(FIXTURE)
-    assert doc["schema_version"] == results.SCHEMA_VERSION == 1
+    assert doc["schema_version"] == results.SCHEMA_VERSION == 2
+    # upgraded from v1: written at the end of a sweep, so complete, with no plan
+    assert doc["complete"] is True and doc["sweep"] is None and doc["resumes"] == []
     assert len(doc["points"]) >= 2
     for p in doc["points"]:
         if not p["samples"]:

@@ -108,7 +108,7 @@ def test_cli_run_show_export_round_trip(tmp_path):
                 "--warmup", "0.05", "--repeat", "1", "--output", str(out), "--no-report")
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
-    assert doc["schema_version"] == 1
+    assert doc["schema_version"] == 2 and doc["complete"] is True
     assert {p["variant"] for p in doc["points"]} == {"ttas", "private"}
     assert all(p["invariants"]["ok"] for p in doc["points"])
     assert doc["limits"]["atomic_ns"] > 0
