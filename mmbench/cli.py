@@ -48,11 +48,11 @@ def cmd_run(args) -> int:
                                 ("--duration", args.duration), ("--warmup", args.warmup),
                                 ("--interval", args.interval), ("--repeat", args.repeat),
                                 ("--seed", args.seed), ("--mode", args.mode),
-                                ("--quick", args.quick), ("--output", args.output)) if v]
+                                ("--quick", args.quick), ("--output", args.output)) if v not in (None, False, [])]
         if given:
             raise UsageError(f"--resume takes the workload and its settings from the file; "
                              f"drop {given[0]}")
-        if args.report_dir:
+        if args.report_dir is not None:
             out_dir("--report-dir", args.report_dir)
         plan = sweep.plan_resume(args.resume, args.force)
         if plan is None:

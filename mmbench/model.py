@@ -33,6 +33,7 @@ declared stuck.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,8 @@ class Param:
             value = float(value)
         if self.type is int and isinstance(value, bool) or not isinstance(value, self.type):
             raise ValueError(f"{name} must be {self.type.__name__}, got {type(value).__name__} {value!r}")
+        if self.type is float and not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{name} must be one of {', '.join(map(str, self.choices))}, got {value!r}")
         if self.min is not None and value < self.min:

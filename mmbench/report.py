@@ -181,6 +181,11 @@ def write_report(paths, outdir, n_boot: int = 300, formats=("png", "svg")) -> Pa
                f"{_e(wl.get('model'))}, workload version {_e(wl.get('version'))}, "
                f"{len(g.docs)} file(s){', sources: ' + _e(', '.join(g.sources)) if len(g.sources) > 1 else ''})"
                "</span></p>"]
+        from .results import partial_note
+        for d, name in g.docs:
+            note = partial_note(d)
+            if note:
+                sec.append(f'<p class="bad">{_e(name)}: {_e(note)}</p>')
         bad = [d for d in g.points.values() if not d.invariants_ok]
         if bad:
             sec.append(f'<p class="bad">invariants failed at {len(bad)} point(s): '

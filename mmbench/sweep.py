@@ -180,13 +180,13 @@ def plan_run(names, args, cpus: int) -> list[Plan]:
             raise UsageError(f"--variant: {args.variant!r} has an empty name "
                              "(allowed: comma-separated variant names)")
     wls = [load(find(n)) for n in names]
-    if args.output and len(wls) > 1:
+    if args.output is not None and len(wls) > 1:
         raise UsageError("--output names one file: give one workload, or use --results-dir")
-    if args.output:
+    if args.output is not None:
         new_file("--output", args.output)
     else:
         out_dir("--results-dir", args.results_dir)
-    if getattr(args, "report_dir", None):
+    if getattr(args, "report_dir", None) is not None:
         out_dir("--report-dir", args.report_dir)
     plans = []
     for wl in wls:
@@ -205,7 +205,7 @@ def plan_run(names, args, cpus: int) -> list[Plan]:
                    for pt in pts for rep in range(settings["repeat"])]
         from .results import plain
         plans.append(Plan(wl, wl.model, settings, args.mode, bool(args.quick), plain(planned),
-                          path=Path(args.output) if args.output else None,
+                          path=Path(args.output) if args.output is not None else None,
                           results_dir=args.results_dir))
     return plans
 
