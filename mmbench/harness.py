@@ -28,7 +28,7 @@ from multiprocessing.connection import wait as mp_wait
 
 import numpy as np
 
-from .ctl import CTL_ABORT, CTL_GO, CTL_STOP, CTL_WORDS, ROW_WORDS
+from .ctl import CTL_ABORT, CTL_CLOCK_MS, CTL_GO, CTL_STOP, CTL_WORDS, ROW_WORDS
 from .model import Model, ModelNotRunnable
 from .shm import Arena, Layout
 
@@ -216,6 +216,16 @@ class _Watch:
         self.prog, self.ws, self.timeout, self.cmap = prog, ws, timeout, cmap
         self.last = prog[:, P_BATCHES].copy()
         self.since = np.full(len(self.last), time.monotonic())
+        self.ctl = None          # set at the start barrier: the clock word is kept current
+        self.t0 = 0.0
+
+    def start_clock(self, ctl) -> None:
+        self.ctl, self.t0 = ctl, time.monotonic()
+        ctl[CTL_CLOCK_MS] = 0
+
+    def _tick(self) -> None:
+        if self.ctl is not None:
+            self.ctl[CTL_CLOCK_MS] = int((time.monotonic() - self.t0) * 1000)
 
     def check(self, phase: str) -> None:
         dead = self.ws.dead()
@@ -245,6 +255,7 @@ class _Watch:
                 mp_wait(self.ws.sentinels(), timeout=min(left, 0.05))
             else:
                 time.sleep(min(left, 0.05))
+            self._tick()
             self.check(phase)
 
 
@@ -285,11 +296,10 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
     specs += [("ctl", (CTL_WORDS,), np.int64),
               ("counters", (W, model.counter_columns()), np.int64),
               ("prog", (W, ROW_WORDS), np.int64)]
-    arena = Arena.create(Layout(specs))
     # Workers are forked (they inherit the mapping) or threads: nobody needs the
     # name, so it goes at once and no crash, not even kill -9 of this process
     # during a long setup or compile, can leave a segment in /dev/shm.
-    arena.unlink()
+    arena = Arena.create(Layout(specs), unlinked=True)
     arrays = dict(arena.arrays)
     ws = None
     set_up = False
@@ -314,6 +324,7 @@ def run_point(model: Model, variant: str, p: dict, cfg: RunConfig,
             if np.any(prog[:, P_STATE] == S_FAILED) or time.monotonic() > deadline:
                 watch.check("start-up")
                 raise HarnessError("workers did not reach the start barrier in time")
+        watch.start_clock(ctl)
         ctl[CTL_GO] = 1
         watch.sleep(cfg.warmup, "warm-up")
 

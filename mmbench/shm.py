@@ -19,7 +19,6 @@ import atexit
 import os
 import secrets
 import signal
-import weakref
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 
@@ -29,7 +28,9 @@ PREFIX = "mmbench-"
 LINE = 64
 PAGE = 4096
 
-_live: "weakref.WeakSet[Arena]" = weakref.WeakSet()
+# Strong references: an arena whose creator lost it to an exception must still be
+# found by the atexit hook (a WeakSet let it be collected with its name still linked).
+_live: "set[Arena]" = set()
 _handlers_installed = False
 
 
@@ -110,16 +111,38 @@ class Arena:
         self.arrays = layout.views(shm.buf)
 
     @classmethod
-    def create(cls, layout: Layout, prefault: bool = True) -> "Arena":
+    def create(cls, layout: Layout, prefault: bool = True, unlinked: bool = False) -> "Arena":
+        """A new segment; ``unlinked``: remove its name at once (forked workers and threads
+        inherit the mapping), so that nothing, not even kill -9, can leave it behind.
+
+        Stop signals are held while the segment is created and registered (and, with
+        ``unlinked``, its name removed): a Ctrl-C can never land between shm_open and the
+        moment the segment is known to the cleanup hooks.
+        """
         _install_handlers()
         name = f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
-        shm = shared_memory.SharedMemory(name=name, create=True, size=layout.size)
-        arena = cls(shm, layout, owner=True)
-        _live.add(arena)
-        if prefault:
-            # First touch through the hypervisor is slow: fault everything in now,
-            # not inside a measured window.
-            np.ndarray((layout.size,), dtype=np.uint8, buffer=shm.buf)[::PAGE] = 0
+        held = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+        try:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        except (AttributeError, OSError, ValueError):
+            old = None
+        try:
+            shm = shared_memory.SharedMemory(name=name, create=True, size=layout.size)
+            arena = cls(shm, layout, owner=True)
+            _live.add(arena)
+            if unlinked:
+                arena.unlink()
+        finally:
+            if old is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        try:
+            if prefault:
+                # First touch through the hypervisor is slow: fault everything in now,
+                # not inside a measured window.
+                np.ndarray((layout.size,), dtype=np.uint8, buffer=shm.buf)[::PAGE] = 0
+        except BaseException:
+            arena.close()
+            raise
         return arena
 
     @classmethod
