@@ -18,7 +18,9 @@ CTL_BARRIER = 2 * LINE_WORDS     # start barrier: workers arrived
 CTL_GO = 3 * LINE_WORDS          # start barrier: released by the parent
 CTL_KBAR_COUNT = 4 * LINE_WORDS  # in-kernel barrier (phased workloads): arrivals
 CTL_KBAR_GEN = 5 * LINE_WORDS    # in-kernel barrier: generation
-CTL_WORDS = 6 * LINE_WORDS
+CTL_CLOCK_MS = 6 * LINE_WORDS    # harness clock: ms since the start barrier, updated by the
+                                 # parent at least every 50 ms (the models' timers read it)
+CTL_WORDS = 7 * LINE_WORDS
 
 # Lock statistics every model's counter row starts with (see locks.py).
 C_LOCK_ACQ = 0          # acquisitions

@@ -36,7 +36,7 @@ PAGEALLOC_MODEL = "pagealloc"
 KERNEL_VARIANTS = ("4k", "thp")
 MODEL_WORKLOAD = "pagefault"
 STEM = "model-vs-kernel"
-PCP_PREFERENCE = ("pcp-autotune", "pcp-highorder", "pcp-classic")
+PCP_PREFERENCE = ("pcp-autotune", "pcp-5.18", "pcp-5.14", "pcp-classic")
 
 
 @dataclass

@@ -196,14 +196,20 @@ S = 5   # CONFIG_PCP_BATCH_SCALE_MAX
 class NaivePCP:
     """One CPU's per_cpu_pages over a NaiveBuddy, written straight from KERNEL_ALGORITHMS.md.
 
-    ``classic`` (5.13): order-0 lists per migratetype, refill/drain ``batch``.  Otherwise the
-    6.7 code: 14 lists, nr_pcp_alloc / nr_pcp_high / nr_pcp_free, decay.  ``locks`` counts
-    zone->lock acquisitions.
+    ``classic`` (5.13): order-0 lists per migratetype, refill/drain ``batch``.  ``version``
+    "5.14" (5.14-5.17) / "5.18" (5.18-6.6): 14 lists, refill max(batch >> order, 2), drains
+    scaled by free_factor, 5.18's free_high, two-pass (5.14) or one-pass (5.18) bulk free.
+    Otherwise the 6.7 code: nr_pcp_alloc / nr_pcp_high / nr_pcp_free, decay.  ``locks``
+    counts zone->lock acquisitions; ``refills``, ``drains`` and ``free_highs`` the events.
     """
 
     def __init__(self, buddy: NaiveBuddy, classic: bool, batch: int, high_min: int, high_max: int,
-                 wmark_high: int):
+                 wmark_high: int, version: str = "6.7", free_high_batch: bool = False):
         self.b, self.classic = buddy, classic
+        self.version = "5.13" if classic else version
+        self.free_factor = 0
+        self.fhb = free_high_batch
+        self.refills = self.drains = self.free_highs = 0
         self.batch, self.high_min, self.high_max = batch, high_min, high_max
         self.high = high_min
         self.count = 0
@@ -227,6 +233,7 @@ class NaivePCP:
 
     def _bulk(self, order, n, mt, lst):
         self.locks += 1
+        self.refills += 1
         got = 0
         for _ in range(n):
             pfn = self.b.alloc(order, mt)
@@ -283,6 +290,72 @@ class NaivePCP:
         for pfn in reversed(picked):
             self._buddy_free(pfn, 0)
 
+    def _drain_v514(self, count):
+        count = min(self.count, count)
+        if count <= 0:
+            return
+        i, batch_free, picked = 0, 0, []
+        while count > 0:
+            while True:
+                batch_free += 1
+                i = (i + 1) % 14
+                if self.lists[i]:
+                    break
+            if batch_free == 14:
+                batch_free = count
+            o = self.porder(i)
+            while True:
+                picked.append((self.lists[i].pop(), o))
+                count -= 1 << o
+                self.count -= 1 << o
+                batch_free -= 1
+                if count <= 0 or batch_free == 0 or not self.lists[i]:
+                    break
+        self.locks += 1
+        for pfn, o in picked:          # in pick order (list_add_tail onto the local list)
+            self._buddy_free(pfn, o)
+
+    def _alloc_v514(self, order, mt):
+        if not (order <= 3 or order == 9):
+            self.locks += 1
+            return self.b.alloc(order, mt)
+        self.free_factor >>= 1
+        lst = self.lists[self.pindex(mt, order)]
+        if not lst:
+            n = self.batch
+            if n > 1:
+                n = max(n >> order, 2)
+            got = self._bulk(order, n, mt, lst)
+            self.count += got << order
+            if not got:
+                self.locks += 1
+                return self.b.alloc(order, mt)
+        pfn = lst.pop(0)
+        self.count -= 1 << order
+        self.b.used[pfn] = (order, mt)
+        return pfn
+
+    def _free_v514(self, i, order):
+        batch = self.batch
+        free_high = self.version == "5.18" and self.free_factor > 0 and 1 <= order <= 3
+        high = 0 if (self.high == 0 or free_high) else self.high
+        if self.count >= high:
+            self.drains += 1
+            if free_high:
+                self.free_highs += 1
+                n = self.count
+            elif high < batch:
+                n = 1
+            else:
+                b = batch << self.free_factor
+                if b < high - batch:
+                    self.free_factor += 1
+                n = min(max(b, batch), high - batch)
+            if self.version == "5.14":
+                self._drain_v514(n)
+            else:
+                self._drain(n, i)
+
     def _clamp_high(self):
         self.high = min(max(self.high, self.high_min), self.high_max)
         return self.high
@@ -301,6 +374,8 @@ class NaivePCP:
             pfn = lst.pop(0)
             self.b.used[pfn] = (0, mt)
             return pfn
+        if self.version in ("5.14", "5.18"):
+            return self._alloc_v514(order, mt)
         if not self.below_high and self.b.free_pages() - (1 << order) <= self.wmark_high:
             self.below_high = True
         if not (order <= 3 or order == 9):
@@ -348,13 +423,18 @@ class NaivePCP:
         self.count += 1 << order
         if self.classic:
             if self.count >= self.high:
+                self.drains += 1
                 self._drain_classic(self.batch)
+            return
+        if self.version in ("5.14", "5.18"):
+            self._free_v514(i, order)
             return
         self.alloc_factor >>= 1
         batch = self.batch
         free_high = False
         if 1 <= order <= 3:
-            free_high = self.free_count >= batch and self.prev_free_high
+            free_high = (self.free_count >= batch and self.prev_free_high
+                         and (not self.fhb or self.count >= batch))
             self.prev_free_high = True
         else:
             self.prev_free_high = False
@@ -374,6 +454,8 @@ class NaivePCP:
             elif self.count >= high and self.high < self.free_count + batch:
                 self.high = min(max(self.free_count + batch, self.high_min), self.high_max)
         if self.count >= high:
+            self.drains += 1
+            self.free_highs += free_high
             if free_high:
                 n = min(self.count, batch << S)
             elif high < batch:
@@ -389,4 +471,5 @@ class NaivePCP:
             self.high = max(self.count - (self.batch << S), self.high - (self.high >> 3),
                             self.high_min)
         if self.count - self.high > 0:
+            self.drains += 1
             self._drain(self.count - self.high, 0)

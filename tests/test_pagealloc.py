@@ -49,7 +49,7 @@ def test_each_workload_runs_single_worker_and_checks_clean(variant, workload):
 
 
 def test_check_catches_a_lost_and_a_double_counted_frame():
-    p, arrays = make("pcp-highorder", workload="bulk")
+    p, arrays = make("pcp-5.18", workload="bulk")
     ctx = M.worker_init(arrays, p, 0, 1)
     M.step(ctx, 500)
     held = arrays["pa_held"]
@@ -108,3 +108,51 @@ def test_zone_lock_hold_time_is_sampled():
     n = sum(rec["counters"]["lock_hold_samples"])
     assert acq > 0 and abs(n - acq / 64) <= 2
     assert sum(rec["counters"]["lock_hold_cycles_sampled"]) > 0
+
+
+def test_decay_follows_the_harness_clock_not_the_op_rate():
+    """decay_pcp_high runs once per decay_interval_ms of the harness clock (a fake one here),
+    whatever the number of ops in between; a late timer runs once, like a deferrable timer."""
+    from mmbench.ctl import CTL_CLOCK_MS
+    p, arrays = make("pcp-autotune", workload="repeat", decay_interval_ms=1000)
+    ctx = M.worker_init(arrays, p, 0, 1)
+    ctl = arrays["ctl"]
+    seen = []
+    for clock, ops in ((0, 50_000), (999, 10), (1000, 10), (1000, 200_000), (1500, 1),
+                       (3500, 5_000), (3999, 100_000), (4000, 1)):
+        ctl[CTL_CLOCK_MS] = clock
+        M.step(ctx, ops)
+        seen.append(counters(arrays)["pcp_decays"])
+    assert seen == [0, 0, 1, 1, 1, 2, 2, 3]
+    M.worker_finish(ctx)
+    assert M.check(arrays, p, 1) == []
+    # no other variant has the timer
+    p, arrays = make("pcp-5.18", workload="repeat")
+    arrays["ctl"][CTL_CLOCK_MS] = 10_000
+    M.step(M.worker_init(arrays, p, 0, 1), 1000)
+    assert counters(arrays)["pcp_decays"] == 0
+
+
+def test_pcp_high_divides_by_the_node_cpus():
+    """zone_highsize divides the low watermark by the node's CPUs, not by the sweep's workers."""
+    highs = {}
+    for node_cpus in (2, 26):
+        p, arrays = make("pcp-5.14", workload="bulk", node_cpus=node_cpus)
+        highs[node_cpus] = int(arrays["pcp"][P.P_HIGH])
+        assert M.report(arrays, p, 1)["extra"]["node_cpus"] == node_cpus
+    batch = int(arrays["pcp"][P.P_BATCH])
+    assert highs[2] > highs[26] >= 4 * batch
+    # 0 (the default) stands for the sweep's largest worker count
+    p, arrays = make("pcp-5.14", workload="bulk", sweep_max_workers=26)
+    assert int(arrays["pcp"][P.P_HIGH]) == highs[26]
+
+
+def test_free_high_batch_is_set_from_the_llc_slice_on_6_7_only():
+    for slice_kib, want in ((0, False), (84, False), (88, True)):   # batch 7: 21 pages
+        p, arrays = make("pcp-autotune", workload="bulk", llc_slice_kib=slice_kib)
+        assert bool(arrays["pcp"][P.P_FLAGS] & P.PCPF_FREE_HIGH_BATCH) == want
+    p, arrays = make("pcp-5.18", workload="bulk", llc_slice_kib=16384)
+    assert not arrays["pcp"][P.P_FLAGS] & P.PCPF_FREE_HIGH_BATCH
+    # -1 (the default) is resolved from this box's sysfs, so the result names what ran
+    p = M.resolve("pcp-autotune", {"nframes": NFRAMES})
+    assert p["llc_slice_kib"] == P.llc_slice_kib() >= 0

@@ -52,18 +52,20 @@ def test_pcp_pages_are_accounted_and_drained():
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(kind=st.sampled_from(["classic", "highorder", "autotune"]),
+@given(kind=st.sampled_from(["classic", "5.14", "5.18", "highorder", "autotune"]),
        ops=st.lists(st.tuples(st.sampled_from("aaafd"), st.sampled_from([0, 0, 0, 1, 2, 3, 9, 5]),
                               st.sampled_from([0, 1, 1, 2]), st.integers(0, 1 << 20)),
                     min_size=1, max_size=150))
 def test_pcp_matches_naive_reference(kind, ops):
     nframes = 4096
     batch, hmin, hmax = {"classic": (7, 42, 42), "highorder": (7, 28, 28),
+                         "5.14": (7, 28, 28), "5.18": (7, 28, 28),
                          "autotune": (7, 28, 300)}[kind]
-    k = P.PCP_CLASSIC if kind == "classic" else P.PCP_MODERN
+    k = P.PCP_KINDS[kind]
     mm, pb, fl, zn, lk, pcp, cnt, ctl = setup(nframes, k, batch, hmin, hmax)
     nb = NaiveBuddy(0, nframes)
-    ref = NaivePCP(nb, kind == "classic", batch, hmin, hmax, int(zn[Z.Z_WMARK_HIGH]))
+    ref = NaivePCP(nb, kind == "classic", batch, hmin, hmax, int(zn[Z.Z_WMARK_HIGH]),
+                   version=kind if kind in ("5.14", "5.18") else "6.7")
     held = []
     for op, order, mt, r in ops:
         if op == "a":
@@ -83,6 +85,8 @@ def test_pcp_matches_naive_reference(kind, ops):
         assert pcp[P.P_COUNT] == ref.count
         assert pcp[P.P_HIGH] == ref.high
         assert cnt[0, 0] == ref.locks
+        assert (cnt[0, CC + P.PCPC_REFILLS], cnt[0, CC + P.PCPC_DRAINS],
+                cnt[0, CC + P.PCPC_FREE_HIGH]) == (ref.refills, ref.drains, ref.free_highs)
     assert Z.free_lists(mm, fl) == nb.list_snapshot()
     for i in range(P.NR_PCP_LISTS):
         lst, pfn = [], pcp[P.P_LISTS + 2 * i]
@@ -115,3 +119,63 @@ def test_classic_zone_lock_per_op_is_2_over_batch():
     assert abs(steady - 2 / batch) / (2 / batch) < 0.05, (steady, 2 / batch, acq)
     # and split evenly between refills and drains
     assert abs(cnt[0, CC + P.PCPC_REFILLS] - cnt[0, CC + P.PCPC_DRAINS]) <= 8
+
+
+def _script(kind, batch=4, high=16):
+    """The hand-traced sequence of test_version_rules_follow_a_hand_written_trace."""
+    mm, pb, fl, zn, lk, pcp, cnt, ctl = setup(4096, P.PCP_KINDS[kind], batch, high, high)
+
+    def alloc(order):
+        pfn = P.pcp_alloc(mm, pb, fl, zn, lk, pcp, 0, order, Z.MIGRATE_MOVABLE, cnt, ctl, CC, CS)
+        assert pfn >= 0
+        return pfn
+
+    def free(pfn, order):
+        assert P.pcp_free(mm, pb, fl, zn, lk, pcp, 0, pfn, order, cnt, ctl, CC) == 0
+
+    def counts():
+        return (int(cnt[0, CC + P.PCPC_REFILLS]), int(cnt[0, CC + P.PCPC_DRAINS]),
+                int(cnt[0, CC + P.PCPC_FREE_HIGH]), int(pcp[P.P_COUNT]),
+                int(pcp[P.P_FREE_FACTOR]))
+
+    trace = []
+    small = [alloc(0) for _ in range(20)]         # 5 refills of batch 4
+    big = [alloc(1) for _ in range(4)]            # 2 refills of max(4 >> 1, 2) = 2 blocks
+    trace.append(counts())
+    for pfn in small:
+        free(pfn, 0)
+    trace.append(counts())
+    free(big[0], 1)
+    trace.append(counts())
+    free(big[1], 1)
+    trace.append(counts())
+    alloc(0)
+    trace.append(counts())
+    assert int(cnt[0, 0]) == trace[-1][0] + trace[-1][1]   # zone->lock: refills + drains
+    return trace
+
+
+def test_version_rules_follow_a_hand_written_trace():
+    """batch 4, high 16, order-0 and order-1 movable pages; (refills, drains, free_high
+    drains, pcp->count, free_factor) after each step, traced by hand from each version's
+    page_alloc.c."""
+    # 20 order-0 allocs: a refill of 4 every 4th (5); 4 order-1 allocs: a refill of 2 blocks
+    # every 2nd (2); count 0.  Freeing the 20: at count 16 drain clamp(4 << 0, 4, 12) = 4
+    # (free_factor 1, count 12), at 16 again drain clamp(4 << 1, 4, 12) = 8 (free_factor 2,
+    # count 8).
+    common = [(7, 0, 0, 0, 0), (7, 2, 0, 8, 2)]
+    # 5.14-5.17: the order-1 frees just add 2 pages each (10, 12 < 16); the order-0 alloc
+    # is a hit on the 8 order-0 pages left and halves free_factor (2 -> 1).
+    assert _script("5.14") == common + [(7, 2, 0, 10, 2), (7, 2, 0, 12, 2), (7, 2, 0, 11, 1)]
+    # 5.18-6.6: free_factor is 2 > 0, so each order-1 free is free_high: high is 0 and the
+    # whole pageset (10 pages, then 2) goes back; free_factor is untouched by that path.
+    # The next order-0 alloc refills (the lists are empty): 4 - 1 = 3 left.
+    assert _script("5.18") == common + [(7, 3, 1, 0, 2), (7, 4, 2, 0, 2), (8, 4, 2, 3, 1)]
+
+
+def test_free_high_batch_follows_the_llc_slice():
+    # zone_pcp_update_cacheinfo: slice (KiB) >> 2 pages > 3 * batch
+    assert P.free_high_batch(16384, 63)           # a 32 MiB L3 shared by 2 CPUs
+    assert not P.free_high_batch(756, 63)         # 189 pages: not more than 3 * 63
+    assert P.free_high_batch(760, 63)             # 190 pages
+    assert not P.free_high_batch(0, 63)

@@ -40,11 +40,11 @@ WST_WORDS = 8
 
 # counter offsets from the caller's column ``co`` (COMMON_COUNTERS order)
 CO_OPS_ALLOC, CO_OPS_FREE, CO_ALLOC_FAIL, CO_DATA_CORRUPT = 0, 1, 2, 3
-CO_PCP = 4                 # pcp_hits, pcp_refills, pcp_drains
-CO_MIGRATED, CO_MIG_BUSY, CO_MIG_PINNED, CO_MIG_NOMEM = 7, 8, 9, 10
-CO_OPS_PCP_ON, CO_OPS_PCP_OFF, CO_CYC_PCP_ON, CO_CYC_PCP_OFF = 11, 12, 13, 14
+CO_PCP = 4                 # pcp_hits, pcp_refills, pcp_drains, pcp_free_high (pcp.PCPC_*)
+CO_MIGRATED, CO_MIG_BUSY, CO_MIG_PINNED, CO_MIG_NOMEM = 8, 9, 10, 11
+CO_OPS_PCP_ON, CO_OPS_PCP_OFF, CO_CYC_PCP_ON, CO_CYC_PCP_OFF = 12, 13, 14, 15
 COMMON_COUNTERS = ("ops_alloc", "ops_free", "alloc_fail", "data_corrupt",
-                   "pcp_hits", "pcp_refills", "pcp_drains",
+                   "pcp_hits", "pcp_refills", "pcp_drains", "pcp_free_high",
                    "pages_migrated", "migrate_busy", "migrate_pinned", "migrate_nomem",
                    "ops_pcp_enabled", "ops_pcp_disabled", "cycles_pcp_enabled",
                    "cycles_pcp_disabled")

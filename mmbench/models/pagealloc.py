@@ -4,9 +4,18 @@ One compiled workload kernel, :func:`pagealloc_step`, runs a bounded batch of a 
 workload state machine and dispatches each allocation on an allocator kind:
 
 * ``buddy``          rmqueue_buddy / free_one_page: every op takes zone->lock.
-* ``pcp-classic``    5.13 per_cpu_pages (order 0, batch 63, high 6*batch).
-* ``pcp-highorder``  5.14-6.6 pcp (orders 0..3 + THP, high = low watermark / CPUs, fixed).
-* ``pcp-autotune``   6.7+ pcp auto-tuning of high between high_min and high_max.
+* ``pcp-classic``    <= 5.13 per_cpu_pages (order 0, batch 63, high 6*batch).
+* ``pcp-5.14``       5.14-5.17 pcp (orders 0..3 + THP, high = low watermark / node CPUs,
+                     fixed; refill batch >> order; drains scaled by free_factor).
+* ``pcp-5.18``       5.18-6.6: 5.14 plus free_high (a high-order free while free_factor > 0
+                     drains the whole pageset) and the one-pass bulk free.
+* ``pcp-autotune``   6.7+ pcp auto-tuning of high between high_min and high_max, refills
+                     scaled by alloc_factor, PCPF_FREE_HIGH_BATCH from the LLC slice, and
+                     decay_pcp_high once per ``decay_interval_ms`` of the harness clock
+                     (the kernel's vmstat_update runs it every second).
+
+The pageset's high divides by ``node_cpus``, the CPUs of the simulated node (0: the sweep's
+largest worker count), as zone_highsize divides by the node's CPUs.
 * ``llfree``         the lock-free LLFree allocator (mmbench.models.llfree).
 
 Workloads (LLFree's benchmarks, A = nframes / (T_max * 2 * 2^order) blocks per worker):
@@ -27,7 +36,7 @@ import numpy as np
 from numba import njit
 
 from ..atomics import load_relaxed, rdtsc, xchg
-from ..ctl import CTL_STOP, N_LOCK_COUNTERS
+from ..ctl import CTL_CLOCK_MS, CTL_STOP, N_LOCK_COUNTERS
 from ..jit import kernel
 from ..locks import LOCK_KINDS, init_lockset, kernel_barrier, lockset_words
 from .. import procfs
@@ -40,7 +49,10 @@ from . import zone as Z
 AK_BUDDY, AK_PCP, AK_LLFREE = 0, 1, 2
 WL_BULK, WL_REPEAT, WL_RAND, WL_FRAG, WL_PAGEFAULT, WL_MIXED = range(6)
 WORKLOADS = ("bulk", "repeat", "rand", "frag", "pagefault", "mixed")
-ALLOCATORS = ("buddy", "pcp-classic", "pcp-highorder", "pcp-autotune", "llfree")
+ALLOCATORS = ("buddy", "pcp-classic", "pcp-5.14", "pcp-5.18", "pcp-autotune", "llfree")
+# allocator -> pcp.pcp_sizes kind
+PCP_KIND = {"pcp-classic": "classic", "pcp-5.14": "5.14", "pcp-5.18": "5.18",
+            "pcp-autotune": "autotune"}
 MIGRATETYPES = {"unmovable": Z.MIGRATE_UNMOVABLE, "movable": Z.MIGRATE_MOVABLE,
                 "reclaimable": Z.MIGRATE_RECLAIMABLE}
 MIXED_ORDERS = np.array([0, 0, 0, 1, 2, 3, 9], dtype=np.int64)
@@ -51,17 +63,20 @@ LAT_SAMPLE_MASK = 15           # time one op in 16
 
 # model counters: column N_LOCK_COUNTERS + index
 COUNTER_NAMES = ("ops_alloc", "ops_free", "alloc_fail", "pcp_hits", "pcp_refills", "pcp_drains",
-                 "pages_stolen_fallback", "pcp_stranded", "llfree_cas_retries",
-                 "llfree_reservations", "llfree_alloc_fail", "llfree_remote_frees")
+                 "pcp_free_high", "pages_stolen_fallback", "pcp_stranded", "llfree_cas_retries",
+                 "llfree_reservations", "llfree_alloc_fail", "llfree_remote_frees",
+                 "pcp_decays")
 CB = N_LOCK_COUNTERS
 C_OPS_ALLOC = CB + 0
 C_OPS_FREE = CB + 1
 C_ALLOC_FAIL = CB + 2
-C_PCP = CB + 3                 # pcp_hits, pcp_refills, pcp_drains (pcp.PCPC_* order)
-C_STOLEN = CB + 6
-C_STRANDED = CB + 7
-C_LLF = CB + 8                 # LLF_C_* order
-assert (P.PCPC_HITS, P.PCPC_REFILLS, P.PCPC_DRAINS) == (0, 1, 2)
+C_PCP = CB + 3                 # pcp_hits, pcp_refills, pcp_drains, pcp_free_high (PCPC_*)
+C_STOLEN = CB + 7
+C_STRANDED = CB + 8
+C_LLF = CB + 9                 # LLF_C_* order
+C_DECAYS = CB + 13             # decay_pcp_high calls (the vmstat timer, see pagealloc_step)
+assert (P.PCPC_HITS, P.PCPC_REFILLS, P.PCPC_DRAINS, P.PCPC_FREE_HIGH,
+        P.N_PCP_COUNTERS) == (0, 1, 2, 3, 4)
 assert (L.LLF_C_CAS_RETRIES, L.LLF_C_RESERVATIONS, L.LLF_C_ALLOC_FAIL,
         L.LLF_C_REMOTE_FREES, L.LLF_N_COUNTERS) == (0, 1, 2, 3, 4)
 
@@ -180,8 +195,12 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
     while done < n:
         if load_relaxed(ctl, CTL_STOP) != 0:   # see lockbench: oversubscribed convoys
             return done
-        if decay_interval > 0 and wst[w, S_OPS] >= decay_interval * (wst[w, S_DECAY] + 1):
-            wst[w, S_DECAY] += 1
+        if decay_interval > 0 and \
+                load_relaxed(ctl, CTL_CLOCK_MS) >= decay_interval * (wst[w, S_DECAY] + 1):
+            # vmstat_update's decay_pcp_high: once per interval of the harness clock, whatever
+            # the op rate; a late timer runs once, as a deferrable timer does.
+            wst[w, S_DECAY] = load_relaxed(ctl, CTL_CLOCK_MS) // decay_interval
+            cnt[w, C_DECAYS] += 1
             if P.decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, C_PCP) == -2:
                 return done
         ph = wst[w, S_PHASE]
@@ -381,8 +400,15 @@ class PageAllocModel(Model):
         "max_workers": Param(int, 0, 0, 4096,
                              help="T_max of A = F/(T_max*2*2^order) (0 = sweep_max_workers)"),
         "sweep_max_workers": Param(int, 0, 0, 4096, help="set by the harness: largest sweep point"),
-        "decay_interval": Param(int, 1 << 18, 0, 1 << 40,
-                                help="pcp-autotune: ops between decay_pcp_high calls (no timer)"),
+        "decay_interval_ms": Param(int, 1000, 0, 3_600_000,
+                                   help="pcp-autotune: ms of the harness clock between "
+                                        "decay_pcp_high calls (vmstat interval; 0 = never)"),
+        "node_cpus": Param(int, 0, 0, 4096,
+                           help="CPUs of the simulated node, which pcp high divides by "
+                                "(0 = the sweep's largest worker count)"),
+        "llc_slice_kib": Param(int, -1, -1, 1 << 20,
+                               help="pcp-autotune: per-CPU LLC slice in KiB; PCPF_FREE_HIGH_BATCH"
+                                    " when it exceeds 3 x batch pages (-1 = this box's sysfs)"),
         "data_pages": Param(int, 1024, 1, 1 << 20,
                             help="pagefault: pages in each worker's part of the data area"),
         "page_bytes": Param(int, 4096, 8, 4096, help="pagefault: bytes written per page"),
@@ -393,6 +419,9 @@ class PageAllocModel(Model):
 
     # --- sizing --------------------------------------------------------------------------
     def validate(self, p):
+        if p["allocator"] == "pcp-autotune" and p["llc_slice_kib"] < 0:
+            # Resolved in the parent, so the recorded params name the slice that ran.
+            p["llc_slice_kib"] = P.llc_slice_kib()
         if p["nframes"] % L.LLF_TREE_FRAMES:
             raise ValueError(f"nframes must be a multiple of {L.LLF_TREE_FRAMES}")
         if p["allocator"] == "llfree" and p["order"] > L.LLF_MAX_ORDER:
@@ -420,6 +449,11 @@ class PageAllocModel(Model):
         """{"batch", "high"} of this box's main zone, or None where it shows no usable pageset."""
         box = procfs.pcp_settings_for_model()
         return box if box.get("batch", 0) > 0 and box.get("high", 0) > 0 else None
+
+    @staticmethod
+    def node_cpus(p, nworkers):
+        """The simulated node's CPU count (zone_highsize's divisor)."""
+        return max(p["node_cpus"] or p["sweep_max_workers"] or nworkers, nworkers)
 
     @staticmethod
     def _tmax(p, nworkers):
@@ -488,12 +522,13 @@ class PageAllocModel(Model):
         pcp = arrays["pcp"]
         pcp[:] = 0
         if p["allocator"].startswith("pcp-"):
-            kind = p["allocator"][4:]
+            kind = PCP_KIND[p["allocator"]]
             b, hmin, hmax = P.pcp_sizes(kind, int(zn[Z.Z_MANAGED]), int(zn[Z.Z_WMARK_LOW]),
-                                        self._tmax(p, nworkers), p["batch"], p["high"])
+                                        self.node_cpus(p, nworkers), p["batch"], p["high"])
+            flags = (P.PCPF_FREE_HIGH_BATCH if kind == "autotune"
+                     and P.free_high_batch(max(p["llc_slice_kib"], 0), b) else 0)
             for w in range(nworkers):
-                P.pcp_init(pcp, w, P.PCP_CLASSIC if kind == "classic" else P.PCP_MODERN,
-                           b, hmin, hmax)
+                P.pcp_init(pcp, w, P.PCP_KINDS[kind], b, hmin, hmax, flags)
         arrays["pa_held"][:] = -1
         wst = arrays["pa_wst"]
         wst[:] = 0
@@ -524,7 +559,7 @@ class PageAllocModel(Model):
             a["pa_wst"], a["pa_lat"], a["pa_perm"], a["pa_fragidx"], a["pa_fraglog"],
             a["pa_data"], a["counters"], a["ctl"], w, nw, n, p["order"],
             MIGRATETYPES[p["migratetype"]], A, cap, p["page_bytes"] // 8, p["data_pages"],
-            p["decay_interval"] if p["allocator"] == "pcp-autotune" else 0)
+            p["decay_interval_ms"] if p["allocator"] == "pcp-autotune" else 0)
 
     def worker_init(self, arrays, p, worker, nworkers):
         return (arrays, p, worker, nworkers)
@@ -576,6 +611,9 @@ class PageAllocModel(Model):
             pcp = arrays["pcp"]
             extra["pcp_high_final"] = [int(pcp[w * P.PCP_WORDS + P.P_HIGH]) for w in range(nworkers)]
             extra["pcp_batch"] = int(pcp[P.P_BATCH])
+            extra["pcp_high_min_max"] = [int(pcp[P.P_HIGH_MIN]), int(pcp[P.P_HIGH_MAX])]
+            extra["pcp_free_high_batch"] = bool(pcp[P.P_FLAGS] & P.PCPF_FREE_HIGH_BATCH)
+            extra["node_cpus"] = self.node_cpus(p, nworkers)
         if self._from_box(p):
             extra["pcp_from_box"] = {"batch": p["batch"], "high": p["high"],
                                      "source": procfs.ZONEINFO}

@@ -5,17 +5,28 @@ Each worker (a simulated CPU) owns one ``per_cpu_pages`` record in the 1-D int64
 workers share a line).  Its lists are threaded through the memmap's ``lru`` words like the
 buddy free lists; [first, last] pfns sit at ``P_LISTS + 2 * pindex``.
 
-Two code paths, as the kernel had them:
+Four code paths, one per kernel version range (each follows that range's page_alloc.c):
 
 * ``PCP_CLASSIC`` (<= 5.13): order-0 pages only, one list per pcp migratetype; refill
   ``batch`` pages with ``rmqueue_bulk`` when the list is empty; when ``count >= high`` free
   ``batch`` pages with ``free_pcppages_bulk`` (5.13: pick pages round robin off the lists'
   tails with the ``batch_free`` rule, then free them under one zone->lock acquisition).
-* ``PCP_MODERN`` (5.14+, code of 6.7-6.13): lists for orders 0..3 x 3 migratetypes plus two
-  THP lists; ``nr_pcp_alloc`` / ``nr_pcp_high`` / ``nr_pcp_free`` / ``decay_pcp_high`` exactly
-  as KERNEL_ALGORITHMS.md paraphrases them, and a pcp spinlock taken by trylock (6.0+).  With
-  ``high_min == high_max`` the auto-tuning is off (the 5.14-6.6 behaviour, and what the
-  percpu_pagelist_high_fraction sysctl gives); otherwise it is the 6.7 auto-tuner.
+* ``PCP_V514`` (5.14-5.17, Mel Gorman's high-order PCP, 44042b449872, and the free_factor
+  scaling, 3b12e7e97938): lists for orders 0..3 x 3 migratetypes plus two THP lists; a refill
+  takes ``max(batch >> order, 2)`` blocks (no alloc_factor); a free scales the drained count
+  by ``batch << free_factor`` (free_factor grows per drain without an allocation, halves on
+  every allocation); ``high`` is fixed; the bulk free is the two-pass ``batch_free`` round robin
+  over all 14 lists.
+* ``PCP_V518`` (5.18-6.6): as 5.14, plus ``free_high`` (f26b3fa04611, tested on 5.17-rc3 and
+  merged for 5.18): a high-order (1..3) free while free_factor is non-zero drains the whole
+  pageset; the bulk free is one pass under the lock starting at the freeing list (same series).
+  The pcp spinlock taken by trylock (6.0) changes nothing the model can see: only the owner
+  takes its pageset's lock here.
+* ``PCP_MODERN`` (6.7-6.13): Huang Ying's auto-tuning: ``nr_pcp_alloc`` / ``nr_pcp_high`` /
+  ``nr_pcp_free`` / ``decay_pcp_high`` exactly as KERNEL_ALGORITHMS.md paraphrases them,
+  ``PCPF_FREE_HIGH_BATCH`` (set by ``zone_pcp_update_cacheinfo`` when the per-CPU LLC slice
+  exceeds 3 x batch pages).  With ``high_min == high_max`` the auto-tuning is off (what the
+  percpu_pagelist_high_fraction sysctl gives on 6.7+).
 
 Counters go to cnt[w, cc + PCPC_*]; pages stolen by fallback to cnt[w, cs].
 """
@@ -33,7 +44,9 @@ from .zone import (MIGRATE_ISOLATE, MIGRATE_MOVABLE, MIGRATE_PCPTYPES, PAGE_ALLO
                    get_pageblock_migratetype, list_add, list_del, prep_new_page, rmqueue_locked)
 
 PCP_CLASSIC = 0
-PCP_MODERN = 1
+PCP_MODERN = 1           # 6.7+
+PCP_V514 = 2             # 5.14-5.17
+PCP_V518 = 3             # 5.18-6.6
 
 PCP_BATCH_SCALE_MAX = 5                      # CONFIG_PCP_BATCH_SCALE_MAX
 NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)   # 12
@@ -52,7 +65,8 @@ P_ALLOC_FACTOR = 6
 P_FREE_COUNT = 7
 P_KIND = 8
 P_LOCK = 9               # pcp->lock (6.0+): taken by trylock
-P_DECAY_OPS = 10         # ops since the last decay (stands in for the vmstat timer)
+P_DECAY_OPS = 10         # unused (decay follows the harness clock, see pagealloc)
+P_FREE_FACTOR = 11       # 5.14-6.6 pcp->free_factor
 P_LISTS = 16             # lists[pindex] = [first, last] at P_LISTS + 2*pindex
 PCP_WORDS = 48
 PCPF_PREV_FREE_HIGH_ORDER = 1 << 0
@@ -62,7 +76,8 @@ PCPF_FREE_HIGH_BATCH = 1 << 1
 PCPC_HITS = 0            # allocations served from a non-empty pcp list
 PCPC_REFILLS = 1         # rmqueue_bulk calls
 PCPC_DRAINS = 2          # free_pcppages_bulk calls
-N_PCP_COUNTERS = 3
+PCPC_FREE_HIGH = 3       # drains forced by free_high (5.18+)
+N_PCP_COUNTERS = 4
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -198,6 +213,95 @@ def free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
     return True
 
 
+@njit(cache=True, nogil=True)
+def free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
+    """5.14-5.17 free_pcppages_bulk: pick pages off the tails of all 14 lists round robin
+    (``batch_free`` grows past empty lists; the only non-empty list is emptied), in pick
+    order onto a local list, then free them under one zone->lock acquisition."""
+    base = w * PCP_WORDS
+    count = min(pcp[base + P_COUNT], count)
+    if count <= 0:
+        return True
+    pindex = 0
+    batch_free = 0
+    head = -1                        # LIST_HEAD(head): FIFO through lru.next,
+    tail = -1                        # each page's list index parked in lru.prev
+    while count > 0:
+        while True:
+            batch_free += 1
+            pindex += 1
+            if pindex == NR_PCP_LISTS:
+                pindex = 0
+            if pcp[base + P_LISTS + 2 * pindex] != -1:
+                break
+        if batch_free == NR_PCP_LISTS:
+            batch_free = count
+        h = base + P_LISTS + 2 * pindex
+        nr_pages = 1 << pindex_to_order(pindex)
+        while True:
+            pfn = pcp[h + 1]
+            list_del(mm, pcp, h, pfn)
+            count -= nr_pages
+            pcp[base + P_COUNT] -= nr_pages
+            mm[pfn, PG_LRU_NEXT] = -1
+            mm[pfn, PG_LRU_PREV] = pindex
+            if tail == -1:
+                head = pfn
+            else:
+                mm[tail, PG_LRU_NEXT] = pfn
+            tail = pfn
+            batch_free -= 1
+            if count <= 0 or batch_free == 0 or pcp[h] == -1:
+                break
+    if not spin_lock(lk, 0, w, cnt, ctl):
+        # Put the picked pages back so that nothing is lost for the post-mortem check.
+        while head != -1:
+            nxt = mm[head, PG_LRU_NEXT]
+            pi = mm[head, PG_LRU_PREV]
+            list_add(mm, pcp, base + P_LISTS + 2 * pi, head, True)
+            pcp[base + P_COUNT] += 1 << pindex_to_order(pi)
+            head = nxt
+        return False
+    while head != -1:
+        nxt = mm[head, PG_LRU_NEXT]
+        order = pindex_to_order(mm[head, PG_LRU_PREV])
+        mm[head, PG_LRU_NEXT] = -1
+        mm[head, PG_LRU_PREV] = -1
+        free_one_page_locked(mm, pb, fl, zn, head, order, get_pageblock_migratetype(pb, head),
+                             False)
+        head = nxt
+    spin_unlock(lk, 0, w, cnt)
+    return True
+
+
+# --- the 5.14-6.6 sizing rules ----------------------------------------------------------
+@njit(cache=True, nogil=True)
+def nr_pcp_high_v514(pcp, base, zn, free_high):
+    """5.14-6.6 nr_pcp_high: high, 0 for free_high (5.18+), batch << 2 under reclaim."""
+    high = pcp[base + P_HIGH]
+    if high == 0 or free_high:
+        return 0
+    if (load_relaxed(zn, Z_FLAGS) & ZONE_RECLAIM_ACTIVE) == 0:
+        return high
+    return min(pcp[base + P_BATCH] << 2, high)
+
+
+@njit(cache=True, nogil=True)
+def nr_pcp_free_v514(pcp, base, high, batch, free_high):
+    """5.14-6.6 nr_pcp_free: everything for free_high (5.18+); else batch << free_factor
+    clamped to [batch, high - batch], free_factor growing while that stays below the max."""
+    if free_high:
+        return pcp[base + P_COUNT]
+    if high < batch:
+        return 1
+    min_nr_free = batch
+    max_nr_free = high - batch
+    batch = batch << pcp[base + P_FREE_FACTOR]
+    if batch < max_nr_free:
+        pcp[base + P_FREE_FACTOR] += 1
+    return _clamp(batch, min_nr_free, max_nr_free)
+
+
 # --- the 6.7 sizing rules --------------------------------------------------------------
 @njit(cache=True, nogil=True)
 def nr_pcp_alloc(pcp, base, zn, order):
@@ -309,13 +413,23 @@ def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
         pcp[base + P_COUNT] -= 1
         prep_new_page(mm, pfn, 0, mt)
         return pfn
-    _note_watermark(zn, order)
+    modern = pcp[base + P_KIND] == PCP_MODERN
+    if modern:
+        _note_watermark(zn, order)
     if not pcp_allowed_order(order) or not _pcp_trylock(pcp, base):
         return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs)
-    pcp[base + P_FREE_COUNT] >>= 1
+    if modern:
+        pcp[base + P_FREE_COUNT] >>= 1
+    else:
+        pcp[base + P_FREE_FACTOR] >>= 1
     h = base + P_LISTS + 2 * order_to_pindex(mt, order)
     if pcp[h] == -1:
-        batch = nr_pcp_alloc(pcp, base, zn, order)
+        if modern:
+            batch = nr_pcp_alloc(pcp, base, zn, order)
+        else:
+            batch = pcp[base + P_BATCH]
+            if batch > 1:
+                batch = max(batch >> order, 2)
         got = rmqueue_bulk(mm, pb, fl, zn, lk, w, order, batch, mt, pcp, h, cnt, ctl, cs)
         if got < 0:
             _pcp_unlock(pcp, base)
@@ -359,7 +473,27 @@ def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
     if not _pcp_trylock(pcp, base):
         return buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl)
     free_pages_prepare(mm, pfn)
-    # free_unref_page_commit
+    if kind != PCP_MODERN:
+        # 5.14-6.6 free_unref_page_commit
+        pindex = order_to_pindex(mt, order)
+        list_add(mm, pcp, base + P_LISTS + 2 * pindex, pfn, False)
+        pcp[base + P_COUNT] += 1 << order
+        free_high = (kind == PCP_V518 and pcp[base + P_FREE_FACTOR] != 0
+                     and order != 0 and order <= PAGE_ALLOC_COSTLY_ORDER)
+        high = nr_pcp_high_v514(pcp, base, zn, free_high)
+        ok = True
+        if pcp[base + P_COUNT] >= high:
+            cnt[w, cc + PCPC_DRAINS] += 1
+            if free_high:
+                cnt[w, cc + PCPC_FREE_HIGH] += 1
+            n = nr_pcp_free_v514(pcp, base, high, pcp[base + P_BATCH], free_high)
+            if kind == PCP_V514:
+                ok = free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, n, cnt, ctl)
+            else:
+                ok = free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, n, pindex, cnt, ctl)
+        _pcp_unlock(pcp, base)
+        return 0 if ok else -2
+    # 6.7+ free_unref_page_commit
     pcp[base + P_ALLOC_FACTOR] >>= 1
     pindex = order_to_pindex(mt, order)
     list_add(mm, pcp, base + P_LISTS + 2 * pindex, pfn, False)
@@ -380,6 +514,8 @@ def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
     ok = True
     if pcp[base + P_COUNT] >= high:
         cnt[w, cc + PCPC_DRAINS] += 1
+        if free_high:
+            cnt[w, cc + PCPC_FREE_HIGH] += 1
         ok = free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp,
                                 nr_pcp_free(pcp, base, batch, high, free_high), pindex, cnt, ctl)
         if (load_relaxed(zn, Z_FLAGS) & ZONE_BELOW_HIGH) != 0 and \
@@ -420,6 +556,8 @@ def drain_pages_zone(mm, pb, fl, zn, lk, pcp, w, cnt, ctl):
     base = w * PCP_WORDS
     if pcp[base + P_KIND] == PCP_CLASSIC:
         return free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], cnt, ctl)
+    if pcp[base + P_KIND] == PCP_V514:
+        return free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], cnt, ctl)
     return free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], 0, cnt, ctl)
 
 
@@ -439,22 +577,67 @@ def zone_highsize(managed: int, low_wmark: int, batch: int, ncpus: int, fraction
     return max(total // max(ncpus, 1), batch << 2)
 
 
+PCP_KINDS = {"classic": PCP_CLASSIC, "5.14": PCP_V514, "5.18": PCP_V518,
+             "highorder": PCP_MODERN, "autotune": PCP_MODERN}
+
+
 def pcp_sizes(kind: str, managed: int, low_wmark: int, ncpus: int, batch: int = 0,
               high: int = 0) -> tuple[int, int, int]:
-    """(batch, high_min, high_max) of a pageset of ``kind`` ("classic", "highorder", "autotune")."""
+    """(batch, high_min, high_max) of a pageset of ``kind``: "classic" (<= 5.13), "5.14",
+    "5.18" (fixed high = low watermark / node CPUs), "highorder" (6.7+ code with tuning off)
+    or "autotune" (6.7+).  ``ncpus`` is the CPU count of the zone's node."""
     b = batch or zone_batchsize(managed)
     if kind == "classic":
         h = high or 6 * b
         return b, h, h
     hmin = zone_highsize(managed, low_wmark, b, ncpus, 0)
-    if kind == "highorder":
+    if kind in ("highorder", "5.14", "5.18"):
         h = high or hmin
         return b, h, h
     hmax = high or zone_highsize(managed, low_wmark, b, ncpus, 8)
     return b, min(hmin, hmax), hmax
 
 
-def pcp_init(pcp, w: int, kind: int, batch: int, high_min: int, high_max: int) -> None:
+def llc_slice_kib() -> int:
+    """This box's per-CPU share of its last-level cache in KiB (the kernel's
+    per_cpu_data_slice_size: LLC size / CPUs sharing it), 0 where sysfs does not say."""
+    from pathlib import Path
+    best = None
+    for d in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index[0-9]*")):
+        try:
+            if (d / "type").read_text().strip() == "Instruction":
+                continue
+            level = int((d / "level").read_text())
+            size = (d / "size").read_text().strip()
+            kib = int(size[:-1]) * (1024 if size.endswith("M") else 1) if size[-1] in "KM" \
+                else int(size) // 1024
+            shared = _count_cpulist((d / "shared_cpu_list").read_text())
+        except (OSError, ValueError):
+            continue
+        if best is None or level > best[0]:
+            best = (level, kib // max(shared, 1))
+    return best[1] if best else 0
+
+
+def _count_cpulist(text: str) -> int:
+    n = 0
+    for part in text.strip().split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            n += int(b) - int(a) + 1
+        elif part:
+            n += 1
+    return n
+
+
+def free_high_batch(slice_kib: int, batch: int) -> bool:
+    """zone_pcp_update_cacheinfo (6.7+): PCPF_FREE_HIGH_BATCH when the per-CPU LLC slice
+    holds more than 3 x batch pages."""
+    return (slice_kib * 1024) >> 12 > 3 * batch
+
+
+def pcp_init(pcp, w: int, kind: int, batch: int, high_min: int, high_max: int,
+             flags: int = 0) -> None:
     base = w * PCP_WORDS
     pcp[base:base + PCP_WORDS] = 0
     pcp[base + P_LISTS:base + P_LISTS + 2 * NR_PCP_LISTS] = -1
@@ -463,6 +646,7 @@ def pcp_init(pcp, w: int, kind: int, batch: int, high_min: int, high_max: int) -
     pcp[base + P_HIGH_MIN] = high_min
     pcp[base + P_HIGH_MAX] = high_max
     pcp[base + P_HIGH] = high_min
+    pcp[base + P_FLAGS] = flags
 
 
 @njit(cache=True, nogil=True)

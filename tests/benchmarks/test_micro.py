@@ -76,7 +76,7 @@ def _bench_step(benchmark, model_name, variant, params, n=20_000):
         m.teardown(arrays, p)
 
 
-@pytest.mark.parametrize("variant", ["pcp-classic", "pcp-highorder", "pcp-autotune", "buddy", "llfree"])
+@pytest.mark.parametrize("variant", ["pcp-classic", "pcp-5.14", "pcp-5.18", "pcp-autotune", "buddy", "llfree"])
 def test_alloc_free_repeat(benchmark, variant):
     """repeat: alloc+free of one order-0 block (2 ops): a PCP hit pair, or a buddy split+merge."""
     _bench_step(benchmark, "pagealloc", variant,
