@@ -40,7 +40,12 @@ def test_each_workload_runs_single_worker_and_checks_clean(variant, workload):
     assert c["ops_alloc"] > 0 and c["ops_free"] > 0
     if variant == "buddy":
         assert c["lock_acquisitions"] == c["ops_alloc"] + c["ops_free"] + c["alloc_fail"]
-    if variant.startswith("pcp-") and workload != "mixed" and order == 0:
+    if variant == "pcp-disabled" and order == 0 and not workload.startswith("mixed"):
+        # zone_pcp_disable: batch 1, high 0: one zone->lock acquisition per page, each
+        # through rmqueue_bulk or free_pcppages_bulk
+        assert c["lock_acquisitions"] == c["ops_alloc"] + c["ops_free"] + c["alloc_fail"]
+        assert c["pcp_refills"] == c["ops_alloc"] and c["pcp_drains"] == c["ops_free"]
+    elif variant.startswith("pcp-") and not workload.startswith("mixed") and order == 0:
         assert c["lock_acquisitions"] < (c["ops_alloc"] + c["ops_free"]) / 4
     if variant == "llfree":
         assert c["lock_acquisitions"] == 0
@@ -156,3 +161,25 @@ def test_free_high_batch_is_set_from_the_llc_slice_on_6_7_only():
     # -1 (the default) is resolved from this box's sysfs, so the result names what ran
     p = M.resolve("pcp-autotune", {"nframes": NFRAMES})
     assert p["llc_slice_kib"] == P.llc_slice_kib() >= 0
+
+
+def test_the_aged_zone_has_order0_holes_and_a_resident_set():
+    from mmbench.models import zone as Z
+    p, arrays = make("buddy", workload="bulk")
+    res = arrays["pa_resident"]
+    nblocks = NFRAMES >> Z.PAGEBLOCK_ORDER
+    # a random half of the frames of ~aged_blocks of the pageblocks
+    assert 0.05 * NFRAMES < res.sum() < 0.25 * NFRAMES
+    used_blocks = res.reshape(nblocks, -1).any(axis=1)
+    assert 0.05 * nblocks < used_blocks.sum() < 0.5 * nblocks
+    free = Z.free_counts(arrays["zone_zn"])
+    assert free[0] > 0                           # holes with no free buddy
+    top = free[10]
+    ctx = M.worker_init(arrays, p, 0, 1)
+    M.step(ctx, 50)                              # the first order-0 allocations fill holes
+    assert Z.free_counts(arrays["zone_zn"])[10] == top
+    assert M.check(arrays, p, 1) == []
+    arrays["pa_resident"][int(np.flatnonzero(res == 0)[0])] = 1   # a free frame claimed resident
+    assert any("two places" in e or "refcount" in e for e in M.check(arrays, p, 1))
+    p, arrays = make("buddy", workload="bulk", aged_blocks=0.0)  # the pristine zone
+    assert Z.free_counts(arrays["zone_zn"])[0] == 0

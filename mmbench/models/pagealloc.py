@@ -4,6 +4,8 @@ One compiled workload kernel, :func:`pagealloc_step`, runs a bounded batch of a 
 workload state machine and dispatches each allocation on an allocator kind:
 
 * ``buddy``          rmqueue_buddy / free_one_page: every op takes zone->lock.
+* ``pcp-disabled``   the kernel's own PCP-off state (zone_pcp_disable: high 0, batch 1),
+                     every page still through the pageset and free_pcppages_bulk.
 * ``pcp-classic``    <= 5.13 per_cpu_pages (order 0, batch 63, high 6*batch).
 * ``pcp-5.14``       5.14-5.17 pcp (orders 0..3 + THP, high = low watermark / node CPUs,
                      fixed; refill batch >> order; drains scaled by free_factor).
@@ -16,6 +18,14 @@ workload state machine and dispatches each allocation on an allocator kind:
 
 The pageset's high divides by ``node_cpus``, the CPUs of the simulated node (0: the sweep's
 largest worker count), as zone_highsize divides by the node's CPUs.
+
+The zone-backed variants (buddy and every pcp-*) start from an aged zone
+(``aged_blocks``, default 0.25: that share of the pageblocks, chosen at random, holds a random
+half of its frames for the whole run; the rest was freed page by page and merged), so an
+order-0 request finds order-0 holes instead of splitting an order-10 block every time, as
+in a zone that has been in use.  ``aged_blocks = 0`` gives the pristine zone after boot.
+LLFree starts pristine, as in LLFree's own benchmarks; ``frag`` ignores the setting (it
+fills the whole zone itself).
 * ``llfree``         the lock-free LLFree allocator (mmbench.models.llfree).
 
 Workloads (LLFree's benchmarks, A = nframes / (T_max * 2 * 2^order) blocks per worker):
@@ -47,16 +57,18 @@ from . import pcp as P
 from . import zone as Z
 
 AK_BUDDY, AK_PCP, AK_LLFREE = 0, 1, 2
-WL_BULK, WL_REPEAT, WL_RAND, WL_FRAG, WL_PAGEFAULT, WL_MIXED = range(6)
-WORKLOADS = ("bulk", "repeat", "rand", "frag", "pagefault", "mixed")
-ALLOCATORS = ("buddy", "pcp-classic", "pcp-5.14", "pcp-5.18", "pcp-autotune", "llfree")
+WL_BULK, WL_REPEAT, WL_RAND, WL_FRAG, WL_PAGEFAULT, WL_MIXED, WL_MIXED_NOTHP = range(7)
+WORKLOADS = ("bulk", "repeat", "rand", "frag", "pagefault", "mixed", "mixed-no-thp")
+ALLOCATORS = ("buddy", "pcp-disabled", "pcp-classic", "pcp-5.14", "pcp-5.18", "pcp-autotune",
+              "llfree")
 # allocator -> pcp.pcp_sizes kind
-PCP_KIND = {"pcp-classic": "classic", "pcp-5.14": "5.14", "pcp-5.18": "5.18",
-            "pcp-autotune": "autotune"}
+PCP_KIND = {"pcp-disabled": "disabled", "pcp-classic": "classic", "pcp-5.14": "5.14",
+            "pcp-5.18": "5.18", "pcp-autotune": "autotune"}
 MIGRATETYPES = {"unmovable": Z.MIGRATE_UNMOVABLE, "movable": Z.MIGRATE_MOVABLE,
                 "reclaimable": Z.MIGRATE_RECLAIMABLE}
 MIXED_ORDERS = np.array([0, 0, 0, 1, 2, 3, 9], dtype=np.int64)
 MIXED_MEAN_PAGES = 76          # mean block size of MIXED_ORDERS, for sizing A
+MIXED_NOTHP_MEAN_PAGES = 3     # mixed-no-thp draws the first 6 (orders 0,0,0,1,2,3): 17/6
 FRAG_ROUNDS = 100
 LAT_BUCKETS = O.LAT_BUCKETS
 LAT_SAMPLE_MASK = 15           # time one op in 16
@@ -241,16 +253,16 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                         wst[w, S_POS] = pos + 1
                 else:
                     wst[w, S_PHASE] = 3
-        elif wl == WL_REPEAT or wl == WL_PAGEFAULT or wl == WL_MIXED:
+        elif wl == WL_REPEAT or wl == WL_PAGEFAULT or wl == WL_MIXED or wl == WL_MIXED_NOTHP:
             if ph == 0 and wl == WL_REPEAT and wst[w, S_POS] < A:
                 act, post, slot = ACT_ALLOC, POST_FILL, hb + wst[w, S_POS]
             else:
                 wst[w, S_PHASE] = 1
-                if wl == WL_MIXED:
+                if wl == WL_MIXED or wl == WL_MIXED_NOTHP:
                     nh = wst[w, S_NHELD]
                     r = O.xorshift_next(wst, w, S_RNG)
                     if nh < A and (nh < A // 2 or (r & 1) != 0):
-                        a_order = MIXED_ORDERS[(r >> 1) % 7]
+                        a_order = MIXED_ORDERS[(r >> 1) % (7 if wl == WL_MIXED else 6)]
                         a_mt = Z.MIGRATE_MOVABLE
                         sel = (r >> 8) & 7
                         if a_order != 9 and sel == 0:
@@ -409,6 +421,9 @@ class PageAllocModel(Model):
         "llc_slice_kib": Param(int, -1, -1, 1 << 20,
                                help="pcp-autotune: per-CPU LLC slice in KiB; PCPF_FREE_HIGH_BATCH"
                                     " when it exceeds 3 x batch pages (-1 = this box's sysfs)"),
+        "aged_blocks": Param(float, 0.25, 0.0, 0.9,
+                             help="buddy and pcp-*: share of pageblocks with a random half of "
+                                  "their frames resident for the whole run (0 = pristine zone)"),
         "data_pages": Param(int, 1024, 1, 1 << 20,
                             help="pagefault: pages in each worker's part of the data area"),
         "page_bytes": Param(int, 4096, 8, 4096, help="pagefault: bytes written per page"),
@@ -467,11 +482,16 @@ class PageAllocModel(Model):
             A = 0
         elif wl == "frag":
             A = max(10, int(F * 0.9) // (nworkers << p["order"]))
-        elif wl == "mixed":
-            A = max(2, F // (self._tmax(p, nworkers) * 2 * MIXED_MEAN_PAGES))
+        elif wl in ("mixed", "mixed-no-thp"):
+            mean = MIXED_MEAN_PAGES if wl == "mixed" else MIXED_NOTHP_MEAN_PAGES
+            A = max(2, F // (self._tmax(p, nworkers) * 2 * mean))
         else:
             A = max(1, F // (self._tmax(p, nworkers) * 2 << p["order"]))
         return A, A + 1
+
+    @staticmethod
+    def _aged(p):
+        return p["allocator"] != "llfree" and p["workload"] != "frag" and p["aged_blocks"] > 0
 
     def _ak(self, p):
         a = p["allocator"]
@@ -496,6 +516,7 @@ class PageAllocModel(Model):
             ArraySpec("pa_fraglog", (nworkers, FRAG_ROUNDS)),
             ArraySpec("pa_data", (nworkers * p["data_pages"] * p["page_bytes"] // 8
                                   if wl == "pagefault" else 1,)),
+            ArraySpec("pa_resident", (F if self._aged(p) else 1,), np.int8),
         ]
         return specs
 
@@ -515,6 +536,12 @@ class PageAllocModel(Model):
             Z.zone_set_watermarks(zn)
             L.llfree_init(arrays["llf_bits"], arrays["llf_children"], arrays["llf_trees"],
                           arrays["llf_local"], F, nworkers)
+        elif self._aged(p):
+            res = Z.zone_build_aged(mm, pb, fl, zn, F, p["aged_blocks"],
+                                    np.random.default_rng([seed, 0xA6ED]))
+            arrays["pa_resident"][:] = res
+            L.llfree_init(arrays["llf_bits"], arrays["llf_children"], arrays["llf_trees"],
+                          arrays["llf_local"], L.LLF_TREE_FRAMES, 1)
         else:
             Z.zone_build(mm, pb, fl, zn, 0, F)
             L.llfree_init(arrays["llf_bits"], arrays["llf_children"], arrays["llf_trees"],
@@ -588,6 +615,13 @@ class PageAllocModel(Model):
             bits = np.unpackbits(arrays["llf_bits"].view(np.uint8), bitorder="little")[:F]
             huge = np.repeat((arrays["llf_children"] & L.CHILD_HUGE) != 0, L.LLF_CHILD_FRAMES)
             mark += ((bits == 0) & ~huge).astype(np.int32)
+        if self._aged(p):
+            res = arrays["pa_resident"].astype(bool)
+            bad = np.flatnonzero(res & (mm[:, Z.PG_REFCOUNT] != 1))
+            if len(bad):
+                errors.append(f"resident frame {int(bad[0])} has refcount "
+                              f"{int(mm[bad[0], Z.PG_REFCOUNT])} ({len(bad)} such)")
+            mark += res.astype(np.int32)
         errs = np.zeros((16, 2), np.int64)
         n = _mark_held(mm, arrays["pa_held"], mark, errs)
         for code, pfn in errs[:min(n, 16)]:
@@ -603,6 +637,8 @@ class PageAllocModel(Model):
                 for i, k in enumerate(("alloc", "free"))}
         A, _ = self.sizes(p, nworkers)
         extra = {"blocks_per_worker": A}
+        if self._aged(p):
+            extra["resident_frames"] = int(arrays["pa_resident"].sum())
         if p["workload"] == "frag":
             log = arrays["pa_fraglog"][0]
             extra["frag_free_huge_per_round"] = [int(x) for x in log[log >= 0]]

@@ -578,7 +578,7 @@ def zone_highsize(managed: int, low_wmark: int, batch: int, ncpus: int, fraction
 
 
 PCP_KINDS = {"classic": PCP_CLASSIC, "5.14": PCP_V514, "5.18": PCP_V518,
-             "highorder": PCP_MODERN, "autotune": PCP_MODERN}
+             "highorder": PCP_MODERN, "autotune": PCP_MODERN, "disabled": PCP_MODERN}
 
 
 def pcp_sizes(kind: str, managed: int, low_wmark: int, ncpus: int, batch: int = 0,
@@ -586,6 +586,10 @@ def pcp_sizes(kind: str, managed: int, low_wmark: int, ncpus: int, batch: int = 
     """(batch, high_min, high_max) of a pageset of ``kind``: "classic" (<= 5.13), "5.14",
     "5.18" (fixed high = low watermark / node CPUs), "highorder" (6.7+ code with tuning off)
     or "autotune" (6.7+).  ``ncpus`` is the CPU count of the zone's node."""
+    if kind == "disabled":
+        # zone_pcp_disable: high 0, batch 1; every page still goes through the pageset
+        # and free_pcppages_bulk, one zone->lock acquisition per page.
+        return 1, 0, 0
     b = batch or zone_batchsize(managed)
     if kind == "classic":
         h = high or 6 * b

@@ -639,6 +639,42 @@ def zone_build(mm, pb, fl, zn, start_pfn: int, spanned: int, holes=()) -> None:
     zone_set_watermarks(zn)
 
 
+@njit(cache=True, nogil=True)
+def _age_free(mm, pb, fl, zn, resident, order):
+    """Hand every non-resident frame to the buddy allocator one page at a time, in the
+    given (shuffled) order, so that holes merge as far as their neighbours allow; resident
+    frames stay allocated (refcount 1, movable, LRU), as pages a running system holds."""
+    n_res = 0
+    for i in range(order.shape[0]):
+        pfn = order[i]
+        if resident[pfn]:
+            mm[pfn, PG_FLAGS] &= ~PGF_RESERVED
+            prep_new_page(mm, pfn, 0, MIGRATE_MOVABLE)
+            n_res += 1
+        else:
+            free_pages_core_locked(mm, pb, fl, zn, pfn, 0)
+    zn[Z_MANAGED] += n_res
+
+
+def zone_build_aged(mm, pb, fl, zn, nframes: int, aged_blocks: float, rng) -> np.ndarray:
+    """A zone as after uptime: a share ``aged_blocks`` of the pageblocks (chosen at random)
+    has a random half of its frames resident, held for the whole run; everything else was
+    freed page by page in random order and merged.  Order-0 requests then find order-0
+    holes (no split), as in a zone that has been in use; the untouched pageblocks still
+    give whole 2 MiB and 4 MiB blocks.  Returns the resident mask (int8 per frame)."""
+    zone_reset(mm, pb, fl, zn, 0, nframes)
+    zone_init_range(mm, pb, zn, 0, nframes)
+    nblocks = nframes >> PAGEBLOCK_ORDER
+    used = rng.random(nblocks) < aged_blocks
+    resident = np.zeros(nframes, np.int8)
+    per = 1 << PAGEBLOCK_ORDER
+    for b in np.flatnonzero(used):
+        resident[b * per:(b + 1) * per] = rng.random(per) < 0.5
+    _age_free(mm, pb, fl, zn, resident, rng.permutation(nframes).astype(np.int64))
+    zone_set_watermarks(zn)
+    return resident
+
+
 # error codes of _zone_check_kernel
 E_LINK, E_ALIGN, E_NOT_BUDDY, E_ORDER, E_MT, E_NR_FREE, E_UNMERGED, E_DUP, E_FREE_PAGES, \
     E_SPAN, E_CYCLE = range(1, 12)
