@@ -31,8 +31,13 @@ fills the whole zone itself).
 Workloads (LLFree's benchmarks, A = nframes / (T_max * 2 * 2^order) blocks per worker):
 ``bulk`` alloc A, barrier, free all, barrier; ``repeat`` pre-fill A, then alloc+free one
 block; ``rand`` alloc A, barrier, free a slice of a seeded global shuffle (cross-CPU frees),
-barrier; ``frag`` fill 90 %, then rounds of free-random-10 % and realloc, counting free 2 MiB
-blocks after each round; ``pagefault`` alloc an order-0 movable page, write its bytes in a
+barrier; ``frag`` is the fragmentation benchmark behind the LLFree paper's figure
+(linux-alloc-bench's kernel module, run by llfree-bench): each of T workers allocates
+N = ((F - T*10*2^order) >> order) / T * 90 % blocks, worker 0 swap-shuffles all N*T held
+slots, each worker frees the second half of its slots (keeping H = N/2), then every round
+frees R = H/10 random held slots (phase 1), and after a barrier refills the same slots by
+replaying the same random sequence (phase 2); after each round worker 0 counts the huge
+(2 MiB) frames with no held frame (frames cached on PCP lists count as free); ``pagefault`` alloc an order-0 movable page, write its bytes in a
 shared data area, free it; ``mixed`` orders drawn from {0,0,0,1,2,3,9} and mostly movable
 migratetypes, a pool half to fully occupied.
 
@@ -69,7 +74,9 @@ MIGRATETYPES = {"unmovable": Z.MIGRATE_UNMOVABLE, "movable": Z.MIGRATE_MOVABLE,
 MIXED_ORDERS = np.array([0, 0, 0, 1, 2, 3, 9], dtype=np.int64)
 MIXED_MEAN_PAGES = 76          # mean block size of MIXED_ORDERS, for sizing A
 MIXED_NOTHP_MEAN_PAGES = 3     # mixed-no-thp draws the first 6 (orders 0,0,0,1,2,3): 17/6
-FRAG_ROUNDS = 100
+FRAG_ROUNDS = 100              # linux-alloc-bench's iterations (the paper's x axis)
+FRAG_LOGS = 3                  # fraglog rows: free huge (held-based), free huge (the
+                               # allocator's own count), held blocks; one column per round
 LAT_BUCKETS = O.LAT_BUCKETS
 LAT_SAMPLE_MASK = 15           # time one op in 16
 
@@ -94,6 +101,7 @@ assert (L.LLF_C_CAS_RETRIES, L.LLF_C_RESERVATIONS, L.LLF_C_ALLOC_FAIL,
 
 # per-worker state words
 S_PHASE, S_POS, S_NHELD, S_ROUND, S_RNG, S_OPS, S_DECAY = 0, 1, 2, 3, 4, 5, 6
+S_RNG_SAVED, S_RNG_REPLAY, S_FRAG_N, S_SHUF = 7, 8, 9, 10   # frag
 WST_WORDS = 16
 
 ABORTED = -2          # nothing done: the block is still the caller's
@@ -181,6 +189,45 @@ def _free_huge(ak, zn, children):
     return c
 
 
+@njit(cache=True, nogil=True)
+def _frag_shuffle(held, nw, N, cap, wst):
+    """linux-alloc-bench's shuffle of all N*T held slots (slot k is worker k % T's index
+    k / T): for every slot i, swap it with a uniformly random slot j (a plain swap shuffle,
+    not Fisher-Yates, as the benchmark does), worker 0's RNG word S_SHUF."""
+    M = nw * N
+    for i in range(M):
+        j = O.xorshift_next(wst, 0, S_SHUF) % M
+        a = (i % nw) * cap + i // nw
+        b = (j % nw) * cap + j // nw
+        t = held[a]
+        held[a] = held[b]
+        held[b] = t
+
+
+@njit(cache=True, nogil=True)
+def _frag_measure(held, nw, N, cap, per_huge, fraglog, rnd, ak, zn, children):
+    """After a round: huge frames holding no held frame (free in the allocator or on a
+    pcp list), the allocator's own free-huge count, and the held blocks."""
+    per_huge[:] = 0
+    nheld = 0
+    for w in range(nw):
+        for i in range(N):
+            e = held[w * cap + i]
+            if e >= 0:
+                nheld += 1
+                pfn = e >> 4
+                last = pfn + (1 << (e & 15)) - 1
+                for h in range(pfn >> Z.PAGEBLOCK_ORDER, (last >> Z.PAGEBLOCK_ORDER) + 1):
+                    per_huge[h] += 1
+    free = 0
+    for h in range(per_huge.shape[0]):
+        if per_huge[h] == 0:
+            free += 1
+    fraglog[0, rnd] = free
+    fraglog[1, rnd] = _free_huge(ak, zn, children)
+    fraglog[2, rnd] = nheld
+
+
 # What a planned op does once the allocator has answered (see pagealloc_step).
 POST_FILL, POST_FREE_POS, POST_TRANSIENT, POST_MIXED, POST_FRAG_FREE, POST_FRAG_ALLOC = range(6)
 ACT_NONE, ACT_ALLOC, ACT_FREE = 0, 1, 2
@@ -203,7 +250,6 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
     """
     done = 0
     hb = w * cap
-    fstride = cap // 10 + 1
     while done < n:
         if load_relaxed(ctl, CTL_STOP) != 0:   # see lockbench: oversubscribed convoys
             return done
@@ -225,7 +271,7 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
         aux = 0              # position / round step to advance after the op
         # ---- plan ------------------------------------------------------------------------
         if ph == 0 and (wl == WL_BULK or wl == WL_RAND or wl == WL_FRAG):
-            # bulk, rand and frag all start by filling A slots
+            # bulk, rand and frag all start by filling A slots (frag: its N)
             pos = wst[w, S_POS]
             if pos < A:
                 act, post, slot = ACT_ALLOC, POST_FILL, hb + pos
@@ -290,45 +336,65 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                         act, post = ACT_ALLOC, POST_TRANSIENT
                         if wl == WL_PAGEFAULT:
                             a_order, a_mt = 0, Z.MIGRATE_MOVABLE
-        else:  # WL_FRAG, past its fill phase
-            kmax = max(A // 10, 1)
-            if ph == 1 or ph == 4:
+        else:  # WL_FRAG, past its fill phase (phases: see the module docstring)
+            H = A // 2
+            R = max(H // 10, 1)
+            if ph == 1 or ph == 2 or ph == 4 or ph == 6 or ph == 8 or ph == 9:
                 if not kernel_barrier(ctl, nw):
                     return done
-                if ph == 4:
+                if ph == 1:
+                    if w == 0:      # the others wait at the next barrier meanwhile
+                        _frag_shuffle(held, nw, A, cap, wst)
+                    wst[w, S_PHASE] = 2
+                elif ph == 2:
+                    wst[w, S_PHASE] = 3
+                    wst[w, S_POS] = H
+                elif ph == 6:
+                    wst[w, S_PHASE] = 7
+                    wst[w, S_FRAG_N] = 0
+                    wst[w, S_RNG_REPLAY] = wst[w, S_RNG_SAVED]
+                elif ph == 8:
                     rnd = wst[w, S_ROUND]
-                    if rnd < fraglog.shape[1]:
-                        fraglog[w, rnd] = _free_huge(ak, zn, children)
-                    wst[w, S_ROUND] = rnd + 1
-                wst[w, S_PHASE] = 2
-                wst[w, S_POS] = 0
-            elif ph == 2:
-                k = wst[w, S_POS]
-                if k < kmax:
-                    j = O.xorshift_next(wst, w, S_RNG) % A
-                    steps = 0
-                    while held[hb + j] < 0 and steps < A:
-                        j = j + 1 if j + 1 < A else 0
-                        steps += 1
+                    if w == 0 and rnd < FRAG_ROUNDS:
+                        _frag_measure(held, nw, A, cap, fragidx, fraglog, rnd, ak, zn,
+                                      children)
+                    wst[w, S_PHASE] = 9
+                else:   # ph 4 (after the initial free) or 9 (after a measurement)
+                    if ph == 9:
+                        wst[w, S_ROUND] += 1
+                    wst[w, S_PHASE] = 5
+                    wst[w, S_FRAG_N] = 0
+                    wst[w, S_RNG_SAVED] = wst[w, S_RNG]
+            elif ph == 3:
+                # the initial free: the second half of the worker's own slots
+                pos = wst[w, S_POS]
+                if pos < A:
+                    e = held[hb + pos]
+                    if e >= 0:
+                        held[hb + pos] = -1
+                        act, post, slot, aux = ACT_FREE, POST_FREE_POS, hb + pos, pos + 1
+                    else:
+                        wst[w, S_POS] = pos + 1
+                else:
+                    wst[w, S_PHASE] = 4
+            elif ph == 5:
+                # phase 1: free R random held slots (a slot already freed is skipped)
+                if wst[w, S_FRAG_N] < R:
+                    j = O.xorshift_next(wst, w, S_RNG) % H
                     e = held[hb + j]
                     if e >= 0:
                         held[hb + j] = -1
-                        act, post, slot, aux = ACT_FREE, POST_FRAG_FREE, hb + j, k
-                    else:
-                        fragidx[w * fstride + k] = j
-                        wst[w, S_POS] = k + 1
+                        act, post, slot = ACT_FREE, POST_FRAG_FREE, hb + j
                 else:
-                    wst[w, S_PHASE] = 3
-                    wst[w, S_POS] = 0
+                    wst[w, S_PHASE] = 6
             else:
-                k = wst[w, S_POS]
-                if k < kmax:
-                    j = fragidx[w * fstride + k]
+                # phase 2: replay the round's random sequence, refilling each empty slot
+                if wst[w, S_FRAG_N] < R:
+                    j = O.xorshift_next(wst, w, S_RNG_REPLAY) % H
                     if held[hb + j] < 0:
                         act, post, slot = ACT_ALLOC, POST_FRAG_ALLOC, hb + j
-                    wst[w, S_POS] = k + 1
                 else:
-                    wst[w, S_PHASE] = 4
+                    wst[w, S_PHASE] = 8
         # ---- perform: the one allocation site and the one free site ------------------------
         if act == ACT_ALLOC:
             pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
@@ -339,6 +405,10 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
             if post == POST_FILL:
                 held[slot] = (pfn << 4) | a_order if pfn >= 0 else -1
                 wst[w, S_POS] += 1
+            elif post == POST_FRAG_ALLOC:
+                if pfn >= 0:
+                    held[slot] = (pfn << 4) | a_order
+                wst[w, S_FRAG_N] += 1    # a failed refill is not retried (no livelock)
             elif pfn >= 0:
                 held[slot] = (pfn << 4) | a_order
                 if post == POST_MIXED:
@@ -364,8 +434,7 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
             if post == POST_FREE_POS:
                 wst[w, S_POS] = aux
             elif post == POST_FRAG_FREE:
-                fragidx[w * fstride + aux] = slot - hb
-                wst[w, S_POS] = aux + 1
+                wst[w, S_FRAG_N] += 1
     return done
 
 
@@ -481,7 +550,9 @@ class PageAllocModel(Model):
         if wl == "pagefault":
             A = 0
         elif wl == "frag":
-            A = max(10, int(F * 0.9) // (nworkers << p["order"]))
+            # linux-alloc-bench: N = ((present - T*10*2^order) / 2^order / T) * 90 / 100
+            A = max(20, ((F - nworkers * 10 * (1 << p["order"])) >> p["order"])
+                    // nworkers * 90 // 100)
         elif wl in ("mixed", "mixed-no-thp"):
             mean = MIXED_MEAN_PAGES if wl == "mixed" else MIXED_NOTHP_MEAN_PAGES
             A = max(2, F // (self._tmax(p, nworkers) * 2 * mean))
@@ -512,8 +583,8 @@ class PageAllocModel(Model):
             ArraySpec("pa_wst", (nworkers, WST_WORDS)),
             ArraySpec("pa_lat", (nworkers, 2, LAT_BUCKETS)),
             ArraySpec("pa_perm", (nworkers * A if wl == "rand" else 1,)),
-            ArraySpec("pa_fragidx", (nworkers * (cap // 10 + 1) if wl == "frag" else 1,)),
-            ArraySpec("pa_fraglog", (nworkers, FRAG_ROUNDS)),
+            ArraySpec("pa_fragidx", (F >> Z.PAGEBLOCK_ORDER if wl == "frag" else 1,)),
+            ArraySpec("pa_fraglog", (FRAG_LOGS, FRAG_ROUNDS)),
             ArraySpec("pa_data", (nworkers * p["data_pages"] * p["page_bytes"] // 8
                                   if wl == "pagefault" else 1,)),
             ArraySpec("pa_resident", (F if self._aged(p) else 1,), np.int8),
@@ -561,6 +632,7 @@ class PageAllocModel(Model):
         wst[:] = 0
         rng = np.random.default_rng(seed)
         wst[:, S_RNG] = rng.integers(1, 1 << 62, nworkers)
+        wst[0, S_SHUF] = rng.integers(1, 1 << 62)
         arrays["pa_lat"][:] = 0
         arrays["pa_fraglog"][:] = -1
         arrays["pa_fragidx"][:] = 0
@@ -640,9 +712,17 @@ class PageAllocModel(Model):
         if self._aged(p):
             extra["resident_frames"] = int(arrays["pa_resident"].sum())
         if p["workload"] == "frag":
-            log = arrays["pa_fraglog"][0]
-            extra["frag_free_huge_per_round"] = [int(x) for x in log[log >= 0]]
+            log = arrays["pa_fraglog"]
+            done = log[2] >= 0
+            extra["frag_free_huge_per_round"] = [int(x) for x in log[0][done]]
+            extra["frag_free_huge_allocator_per_round"] = [int(x) for x in log[1][done]]
+            extra["frag_held_per_round"] = [int(x) for x in log[2][done]]
             extra["frag_huge_total"] = p["nframes"] >> Z.PAGEBLOCK_ORDER
+            # the most huge frames the free memory could form (the paper's 50 % line)
+            H = A // 2
+            extra["frag_free_huge_max"] = (p["nframes"] - ((nworkers * H) << p["order"])) \
+                >> Z.PAGEBLOCK_ORDER
+            extra["frag_blocks_per_worker"] = A
         if p["allocator"].startswith("pcp-"):
             pcp = arrays["pcp"]
             extra["pcp_high_final"] = [int(pcp[w * P.PCP_WORDS + P.P_HIGH]) for w in range(nworkers)]
