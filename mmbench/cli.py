@@ -179,6 +179,56 @@ def _warn_partial_files(files) -> None:
         _partial_warning(read_result(f), f)
 
 
+def _claim_args(sw: dict, results_dir: str):
+    """The ``mmbench run`` arguments of a claim's sweep."""
+    import argparse
+
+    def join(v):
+        return ",".join(str(x).lower() if isinstance(x, bool) else str(x)
+                        for x in (v if isinstance(v, list) else [v]))
+    return argparse.Namespace(
+        names=[sw["workload"]], workers=join(sw["workers"]) if "workers" in sw else None,
+        variant=join(sw["variant"]) if "variant" in sw else None,
+        set=[f"{k}={join(v)}" for k, v in sw.get("set", {}).items()],
+        duration=sw.get("duration"), warmup=sw.get("warmup"), interval=sw.get("interval"),
+        repeat=sw.get("repeat"), seed=sw.get("seed"), mode=sw.get("mode", "process"),
+        quick=False, output=None, results_dir=results_dir, report_dir=None)
+
+
+def cmd_reproduce(args) -> int:
+    from . import claims as C
+    from . import sweep
+    from .harness import allowed_cpus
+    from .results import read_result
+    todo = C.find(args.claims)
+    given = [read_result(f) for f in args.from_files] if args.from_files else None
+    cpus = len(allowed_cpus())
+    if given is None:
+        out_dir("--results-dir", args.results_dir)
+        # every claim's sweep is checked before the first one runs
+        plans = {c.name: sweep.plan_run([c.sweep["workload"]],
+                                        _claim_args(c.sweep, args.results_dir), cpus)
+                 for c in todo if c.needs_cpus <= cpus}
+    failed = False
+    for c in todo:
+        if given is None and c.needs_cpus > cpus:
+            print(f"NEEDS {c.needs_cpus} CPUS  {c.name}: {c.title} (this box allows {cpus}; "
+                  "not checked)")
+            continue
+        if given is not None:
+            docs = given
+        else:
+            paths, _ = sweep.execute(plans[c.name], mode=plans[c.name][0].mode,
+                                     command=["mmbench", "reproduce", c.name], limits_quick=True)
+            docs = [read_result(p) for p in paths]
+        v = C.evaluate(c, docs)
+        failed |= v.status == "FAIL"
+        print(f"{v.status}  {c.name}: {c.title}  [{c.source}]")
+        for line in v.lines:
+            print("      " + line)
+    return 1 if failed else 0
+
+
 def cmd_history(args) -> int:
     from .history import history
     in_dir("--results-dir", args.results_dir)
@@ -267,6 +317,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     p.add_argument("-o", "--output", required=True)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="check published results (workloads/claims/*.toml): "
+                       "PASS / FAIL / NEEDS N CPUS per claim (exit 1 on a FAIL)")
+    p.add_argument("claims", nargs="*", metavar="CLAIM", help="claim names or .toml files "
+                   "(default: every claim)")
+    p.add_argument("--from", dest="from_files", nargs="+", metavar="FILE",
+                   help="check these result files instead of running the claims' sweeps")
+    p.add_argument("--results-dir", default="results", help="where the sweeps' results go")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("history", help="trend of stored results over commits")
     p.add_argument("--results-dir", default="results")

@@ -723,6 +723,13 @@ class PageAllocModel(Model):
             extra["frag_free_huge_max"] = (p["nframes"] - ((nworkers * H) << p["order"])) \
                 >> Z.PAGEBLOCK_ORDER
             extra["frag_blocks_per_worker"] = A
+            # linux-alloc-bench's normalisation: the share of the memory freed since the
+            # first measurement that now forms free huge frames (the paper's 0..50 % axis
+            # is this times 50: half of memory was freed)
+            r = extra["frag_free_huge_per_round"]
+            top = extra["frag_free_huge_max"]
+            extra["frag_freed_huge_share_per_round"] = (
+                [(x - r[0]) / (top - r[0]) for x in r] if r and top > r[0] else [])
         if p["allocator"].startswith("pcp-"):
             pcp = arrays["pcp"]
             extra["pcp_high_final"] = [int(pcp[w * P.PCP_WORDS + P.P_HIGH]) for w in range(nworkers)]
