@@ -58,6 +58,7 @@ class Verdict:
     claim: Claim
     status: str                       # PASS, FAIL, NEEDS
     lines: list = field(default_factory=list)
+    missing: bool = False             # a check found no point to read (not covered)
 
 
 def _err(where, msg):
@@ -208,6 +209,7 @@ def evaluate(claim: Claim, docs: list[dict]) -> Verdict:
     v = Verdict(claim, "PASS")
     if not points:
         v.status = "FAIL"
+        v.missing = True
         v.lines.append(f"no points of workload {claim.sweep['workload']} in the results")
         return v
     maxw = max(p["workers"] for p in points)
@@ -218,6 +220,8 @@ def evaluate(claim: Claim, docs: list[dict]) -> Verdict:
         v.lines.append(f"{'ok  ' if ok else 'FAIL'} {what}: {text}{pub}")
         if not ok:
             v.status = "FAIL"
+            v.missing |= text.startswith("no value") or text.startswith("needs at least") \
+                or text.startswith("a worker count has no value")
     return v
 
 

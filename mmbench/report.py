@@ -20,7 +20,7 @@ table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.2em 0.6em; text-align: right; }
 th { background: #f0f0f0; } td.l, th.l { text-align: left; }
 img { max-width: 100%; border: 1px solid #eee; margin: 0.3em 0; }
-.bad { color: #b00; font-weight: bold; } .note { color: #555; font-size: 0.9em; }
+.bad { color: #b00; font-weight: bold; } .ok { color: #070; font-weight: bold; } .note { color: #555; font-size: 0.9em; }
 """
 
 
@@ -135,9 +135,35 @@ def _model_vs_kernel_html(docs, n_boot: int) -> str | None:
             + (f'<ul class="note">{notes}</ul>' if notes else ""))
 
 
+def _fidelity_html(docs, n_boot):
+    """The shipped claims (workloads/claims) these results cover: PASS / FAIL per claim,
+    each check's measured and published figure; claims they do not cover are listed."""
+    from . import claims as C
+    try:
+        todo = C.find([])
+    except ValueError:
+        return None
+    plain = [d for d, _ in docs]
+    rows, uncovered = [], []
+    for c in todo:
+        v = C.evaluate(c, plain)
+        if v.missing:
+            uncovered.append(c.name)
+            continue
+        rows.append([f'<span class="{"ok" if v.status == "PASS" else "bad"}">{v.status}</span>',
+                     _e(c.name), _e(c.title), _e(c.source),
+                     "<br>".join(_e(line) for line in v.lines)])
+    if not rows:
+        return None
+    note = (f'<p class="note">claims these results do not cover (run <code>mmbench reproduce'
+            f'</code>): {_e(", ".join(uncovered))}</p>' if uncovered else "")
+    return (_table(["verdict", "claim", "statement", "source", "checks"], rows, left=5) + note)
+
+
 # plot.CROSS_VIEWS name -> (section title, its tables as HTML, or None without its inputs)
 CROSS_SECTIONS = {
     "model-vs-kernel": ("model vs kernel: page-fault speedup", _model_vs_kernel_html),
+    "fidelity": ("fidelity: published results reproduced", _fidelity_html),
 }
 
 

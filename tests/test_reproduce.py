@@ -91,3 +91,12 @@ def test_flat_and_value_checks(tmp_path):
     assert C.evaluate(claim, [flat]).status == "PASS"
     assert C.evaluate(claim, [scaling]).status == "FAIL"     # linear: not flat
     assert C.evaluate(claim, [make_doc()]).status == "FAIL"  # no pagealloc points at all
+
+
+def test_the_report_has_a_fidelity_section(tmp_path):
+    from mmbench.report import write_report
+    files = _pagealloc_docs(tmp_path)
+    html = write_report(files, tmp_path / "rep", n_boot=20, formats=("png",)).read_text()
+    assert "fidelity: published results reproduced" in html
+    assert "llfree-atc23-ranking" in html and ">PASS<" in html
+    assert "do not cover" in html and "memmap-share" in html
