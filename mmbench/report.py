@@ -207,6 +207,8 @@ def write_report(paths, outdir, n_boot: int = 300, formats=("png", "svg")) -> Pa
                f"{_e(wl.get('model'))}, workload version {_e(wl.get('version'))}, "
                f"{len(g.docs)} file(s){', sources: ' + _e(', '.join(g.sources)) if len(g.sources) > 1 else ''})"
                "</span></p>"]
+        for note in wl.get("notes") or []:
+            sec.append(f'<p class="note">{_e(note)}</p>')
         from .results import partial_note
         for d, name in g.docs:
             note = partial_note(d)

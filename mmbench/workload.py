@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-TOP_KEYS = {"name", "description", "model", "version", "quick", "params", "grid", "run", "quick-overrides"}
+TOP_KEYS = {"name", "description", "model", "version", "quick", "params", "grid", "run",
+            "quick-overrides", "notes"}
 RUN_KEYS = {"duration": (float, 0.01, 3600.0), "warmup": (float, 0.0, 600.0),
             "interval": (float, 0.001, 60.0), "repeat": (int, 1, 1000),
             "seed": (int, 0, 2**63 - 1), "watchdog": (float, 0.5, 3600.0)}
@@ -48,10 +49,14 @@ class Workload:
     quick_overrides: dict
     file: str | None = None
     source_hash: str = ""
+    notes: list = field(default_factory=list)   # how to read the results (shown in reports)
 
     def meta(self) -> dict:
-        return {"name": self.name, "description": self.description, "model": self.model,
-                "version": self.version, "file": self.file, "source_hash": self.source_hash}
+        out = {"name": self.name, "description": self.description, "model": self.model,
+               "version": self.version, "file": self.file, "source_hash": self.source_hash}
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
 
 
 def workloads_dir() -> Path:
@@ -121,8 +126,12 @@ def load(path: str | os.PathLike) -> Workload:
         if k not in ("grid", "run", "params"):
             raise WorkloadError(f"{where}: unknown key quick-overrides.{k} (allowed: grid, params, run)")
         _need(where, f"quick-overrides.{k}", qo[k], dict)
+    notes = _need(where, "notes", doc.get("notes", []), list)
+    if not all(isinstance(n, str) for n in notes):
+        raise WorkloadError(f"{where}: notes must be a list of strings")
     wl = Workload(doc["name"], doc["description"], doc["model"], version, quick, params, grid,
-                  run, qo, file=str(path), source_hash=hashlib.sha256(raw).hexdigest()[:16])
+                  run, qo, file=str(path), source_hash=hashlib.sha256(raw).hexdigest()[:16],
+                  notes=notes)
     validate(wl)
     return wl
 

@@ -100,3 +100,16 @@ def test_the_report_has_a_fidelity_section(tmp_path):
     assert "fidelity: published results reproduced" in html
     assert "llfree-atc23-ranking" in html and ">PASS<" in html
     assert "do not cover" in html and "memmap-share" in html
+
+
+def test_workload_notes_reach_the_result_and_the_report(tmp_path):
+    from mmbench.report import write_report
+    from mmbench.workload import find, load
+    wl = load(find("pagealloc"))
+    assert any("free_high" in n for n in wl.notes) and wl.meta()["notes"] == wl.notes
+    doc = make_doc("pagealloc", "pagealloc", workers=(1, 2), repeats=1, counters=False,
+                   series={"llfree": (1e7, 0, 0)}, params={"workload": "mixed"})
+    doc["workload"]["notes"] = ["a note about mixed & free_high"]
+    html = write_report([_write(tmp_path, "n", doc)], tmp_path / "rep", n_boot=20,
+                        formats=("png",)).read_text()
+    assert "a note about mixed &amp; free_high" in html
