@@ -321,10 +321,16 @@ class NaivePCP:
             return self.b.alloc(order, mt)
         self.free_factor >>= 1
         lst = self.lists[self.pindex(mt, order)]
+        n = 0
         if not lst:
             n = self.batch
             if n > 1:
                 n = max(n >> order, 2)
+        return self._take(order, mt, lst, n)
+
+    def _take(self, order, mt, lst, n):
+        """Refill ``lst`` with ``n`` blocks when it is empty (n > 0), then take its head."""
+        if not lst:
             got = self._bulk(order, n, mt, lst)
             self.count += got << order
             if not got:
@@ -398,15 +404,7 @@ class NaivePCP:
                     n = min(n, mx)
                 if n > 1:
                     n = max(n >> order, 2)
-            got = self._bulk(order, n, mt, lst)
-            self.count += got << order
-            if not got:
-                self.locks += 1
-                return self.b.alloc(order, mt)
-        pfn = lst.pop(0)
-        self.count -= 1 << order
-        self.b.used[pfn] = (order, mt)
-        return pfn
+        return self._take(order, mt, lst, n if not lst else 0)
 
     def free(self, pfn):
         order, _ = self.b.used[pfn]

@@ -217,7 +217,11 @@ def free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
 def free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
     """5.14-5.17 free_pcppages_bulk: pick pages off the tails of all 14 lists round robin
     (``batch_free`` grows past empty lists; the only non-empty list is emptied), in pick
-    order onto a local list, then free them under one zone->lock acquisition."""
+    order onto a local list, then free them under one zone->lock acquisition.
+
+    Kept apart from :func:`free_pcppages_bulk_classic` as the kernel kept its versions: 14
+    lists of four orders instead of three order-0 lists, and each page's list remembered so
+    that an aborted run can put it back where it came from."""
     base = w * PCP_WORDS
     count = min(pcp[base + P_COUNT], count)
     if count <= 0:
