@@ -13,10 +13,14 @@ Checks (each names a ``metric`` of a point, see :func:`metric`):
 * ``ratio``   metric(``num``) / metric(``den``) within [``min``, ``max``];
 * ``ranking`` the metrics of the ``order`` selections are strictly decreasing;
 * ``flat``    over the selected points' worker counts from ``from_workers`` up, every value is
-  within ``tolerance`` of the first (a curve that has stopped scaling).
+  within ``tolerance`` of the first (a curve that has stopped scaling);
+* ``speedup`` the speedup (metric at ``workers`` over metric at 1 worker) of ``num`` divided
+  by that of ``den``, within [``min``, ``max``]: two curves that scale alike.
 
 A selection is a table of point fields: ``variant``, ``workers`` (an integer or "max"),
-``mode``, or any parameter name.  Several matching points (repeats) give their median.
+``mode``, ``result`` (the result's workload name, for claims with several sweeps), or any
+parameter name.  Several matching points (repeats) give their median.  ``sweep`` is one
+table, or an array of tables (``[[sweep]]``) whose results are checked together.
 """
 from __future__ import annotations
 
@@ -31,9 +35,9 @@ from .checks import UsageError
 TOP = {"name", "title", "source", "published", "needs_cpus", "sweep", "check"}
 SWEEP = {"workload", "variant", "workers", "set", "duration", "warmup", "interval", "repeat",
          "seed", "mode"}
-KINDS = {"value", "ratio", "ranking", "flat"}
+KINDS = {"value", "ratio", "ranking", "flat", "speedup"}
 CHECK = {"kind", "what", "metric", "per", "select", "expect", "tolerance", "min", "max", "num",
-         "den", "order", "from_workers", "published"}
+         "den", "order", "from_workers", "published", "workers"}
 
 
 def claims_dir() -> Path:
@@ -47,10 +51,14 @@ class Claim:
     title: str
     source: str
     needs_cpus: int
-    sweep: dict
+    sweeps: list                      # one dict per sweep (workload + run options)
     checks: list
     file: str
     published: str = ""
+
+    @property
+    def workloads(self) -> list[str]:
+        return [s["workload"] for s in self.sweeps]
 
 
 @dataclass
@@ -82,12 +90,13 @@ def load(path) -> Claim:
             _err(where, f"missing key {k!r}")
     if doc["name"] != path.stem:
         _err(where, f"name {doc['name']!r} must equal the file name {path.stem!r}")
-    sw = doc["sweep"]
-    if not isinstance(sw, dict) or "workload" not in sw:
-        _err(where, "sweep must be a table with a workload")
-    for k in sw:
-        if k not in SWEEP:
-            _err(where, f"unknown key sweep.{k} (allowed: {', '.join(sorted(SWEEP))})")
+    sweeps = doc["sweep"] if isinstance(doc["sweep"], list) else [doc["sweep"]]
+    for sw in sweeps:
+        if not isinstance(sw, dict) or "workload" not in sw:
+            _err(where, "sweep must be a table (or [[sweep]] tables) with a workload")
+        for k in sw:
+            if k not in SWEEP:
+                _err(where, f"unknown key sweep.{k} (allowed: {', '.join(sorted(SWEEP))})")
     checks = doc["check"]
     if not isinstance(checks, list) or not checks:
         _err(where, "check must be a non-empty array of tables ([[check]])")
@@ -103,7 +112,7 @@ def load(path) -> Claim:
         if "metric" not in c:
             _err(where, f"check[{i}] has no metric")
         need = {"value": ("select",), "ratio": ("num", "den"), "ranking": ("order",),
-                "flat": ("select", "tolerance")}[c["kind"]]
+                "flat": ("select", "tolerance"), "speedup": ("num", "den", "workers")}[c["kind"]]
         for k in need:
             if k not in c:
                 _err(where, f"check[{i}] ({c['kind']}) needs {k}")
@@ -112,7 +121,7 @@ def load(path) -> Claim:
     needs = doc.get("needs_cpus", 1)
     if not isinstance(needs, int) or isinstance(needs, bool) or not 1 <= needs <= 4096:
         _err(where, f"needs_cpus must be an integer in [1, 4096], got {needs!r}")
-    return Claim(doc["name"], doc["title"], doc["source"], needs, sw, checks, where,
+    return Claim(doc["name"], doc["title"], doc["source"], needs, sweeps, checks, where,
                  doc.get("published", ""))
 
 
@@ -173,6 +182,8 @@ def _matches(point, sel: dict, maxw: int) -> bool:
             want = maxw if want == "max" else want
         elif k in ("variant", "mode"):
             got = point[k]
+        elif k == "result":
+            got = point.get("_result")
         else:
             got = point.get("params", {}).get(k)
         if got != want:
@@ -204,13 +215,14 @@ def _g(x):
 
 def evaluate(claim: Claim, docs: list[dict]) -> Verdict:
     """Check ``claim`` against result documents (points of its sweep's workload)."""
-    points = [p for d in docs if d["workload"]["name"] == claim.sweep["workload"]
-              for p in d["points"]]
+    points = [dict(p, _result=d["workload"]["name"]) for d in docs
+              if d["workload"]["name"] in claim.workloads for p in d["points"]]
     v = Verdict(claim, "PASS")
-    if not points:
+    absent = [w for w in claim.workloads if not any(p["_result"] == w for p in points)]
+    if absent:
         v.status = "FAIL"
         v.missing = True
-        v.lines.append(f"no points of workload {claim.sweep['workload']} in the results")
+        v.lines.append(f"no points of workload {absent[0]} in the results")
         return v
     maxw = max(p["workers"] for p in points)
     for c in claim.checks:
@@ -254,6 +266,20 @@ def _check(points, c, maxw):
         ok = all(vals[i][1] > vals[i + 1][1] for i in range(len(vals) - 1))
         return ok, " > ".join(f"{l} {_g(x)}" for l, x in vals) if ok else \
             "not in the published order: " + ", ".join(f"{l} {_g(x)}" for l, x in vals)
+    if kind == "speedup":
+        n = c["workers"]
+        vals = {}
+        for side in ("num", "den"):
+            one = _value(points, dict(c[side], workers=1), c, maxw)
+            many = _value(points, dict(c[side], workers=n), c, maxw)
+            if one is None or many is None or one == 0:
+                return False, f"no value for {_sel_label(c[side])} at 1 and {n} workers"
+            vals[side] = many / one
+        r = vals["num"] / vals["den"]
+        lo, hi = c.get("min", -math.inf), c.get("max", math.inf)
+        return lo <= r <= hi, (f"speedup at {n} workers {_sel_label(c['num'])} "
+                               f"{_g(vals['num'])}x / {_sel_label(c['den'])} {_g(vals['den'])}x "
+                               f"= {_g(r)} (allowed [{_g(lo)}, {_g(hi)}])")
     # flat
     ws = sorted({p["workers"] for p in points if _matches(p, c["select"], maxw)
                  and p["workers"] >= c.get("from_workers", 1)})

@@ -206,8 +206,9 @@ def cmd_reproduce(args) -> int:
     if given is None:
         out_dir("--results-dir", args.results_dir)
         # every claim's sweep is checked before the first one runs
-        plans = {c.name: sweep.plan_run([c.sweep["workload"]],
-                                        _claim_args(c.sweep, args.results_dir), cpus)
+        plans = {c.name: [pl for sw in c.sweeps
+                          for pl in sweep.plan_run([sw["workload"]],
+                                                   _claim_args(sw, args.results_dir), cpus)]
                  for c in todo if c.needs_cpus <= cpus}
     failed = False
     for c in todo:
@@ -218,9 +219,12 @@ def cmd_reproduce(args) -> int:
         if given is not None:
             docs = given
         else:
-            paths, _ = sweep.execute(plans[c.name], mode=plans[c.name][0].mode,
-                                     command=["mmbench", "reproduce", c.name], limits_quick=True)
-            docs = [read_result(p) for p in paths]
+            docs = []
+            for pl in plans[c.name]:
+                paths, _ = sweep.execute([pl], mode=pl.mode,
+                                         command=["mmbench", "reproduce", c.name],
+                                         limits_quick=True)
+                docs += [read_result(p) for p in paths]
         v = C.evaluate(c, docs)
         failed |= v.status == "FAIL"
         print(f"{v.status}  {c.name}: {c.title}  [{c.source}]")

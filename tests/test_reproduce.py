@@ -113,3 +113,23 @@ def test_workload_notes_reach_the_result_and_the_report(tmp_path):
     html = write_report([_write(tmp_path, "n", doc)], tmp_path / "rep", n_boot=20,
                         formats=("png",)).read_text()
     assert "a note about mixed &amp; free_high" in html
+
+
+def test_a_claim_over_two_sweeps_compares_their_speedups(tmp_path, capsys):
+    kernel = make_doc("kernel-pagefault", "kernelpf", workers=(1, 2), repeats=1, seed=5,
+                      counters=False, series={"4k": (5e5, 0.02, 0.0)})
+    model = make_doc("pagealloc-vs-kernel", "pagealloc", workers=(1, 2), repeats=1, seed=6,
+                     counters=False, series={"pcp-autotune": (8e6, 0.05, 0.0)},
+                     created="2024-01-01T00:00:02+00:00")
+    flat = make_doc("pagealloc-vs-kernel", "pagealloc", workers=(1, 2), repeats=1, seed=6,
+                    counters=False, series={"pcp-autotune": (8e6, 1.0, 0.0)},
+                    created="2024-01-01T00:00:03+00:00")
+    k, m, f = (_write(tmp_path, n, d) for n, d in (("k", kernel), ("m", model), ("f", flat)))
+    assert main(["reproduce", "pagefault-model-vs-kernel", "--from", k, m]) == 0
+    assert "PASS" in capsys.readouterr().out
+    # the model stops scaling (sigma 1: speedup 1.0 against the kernel's 1.96): FAIL
+    assert main(["reproduce", "pagefault-model-vs-kernel", "--from", k, f]) == 1
+    assert "FAIL speedup at 2 workers" in capsys.readouterr().out
+    # one of the two results missing: not covered
+    assert main(["reproduce", "pagefault-model-vs-kernel", "--from", k]) == 1
+    assert "no points of workload pagealloc-vs-kernel" in capsys.readouterr().out
