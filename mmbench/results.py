@@ -226,18 +226,24 @@ def point_key(variant, params, workers, repeat, mode) -> str:
     return json.dumps([variant, plain(params), int(workers), int(repeat), mode], sort_keys=True)
 
 
+def _done_key(p: dict) -> str:
+    return point_key(p["variant"], p["params"], p["workers"], p.get("repeat", 0), p["mode"])
+
+
+def _planned_keys(sweep: dict) -> list[str]:
+    return [point_key(q["variant"], q["params"], q["workers"], q["repeat"], sweep["mode"])
+            for q in sweep["planned"]]
+
+
 def missing_points(doc: dict) -> list[int]:
     """Indices into ``doc["sweep"]["planned"]`` of the points not yet in ``doc["points"]``."""
     from collections import Counter
     sweep = doc.get("sweep")
     if not sweep:
         return []
-    mode = sweep["mode"]
-    done = Counter(point_key(p["variant"], p["params"], p["workers"], p.get("repeat", 0), p["mode"])
-                   for p in doc["points"])
+    done = Counter(_done_key(p) for p in doc["points"])
     out = []
-    for i, q in enumerate(sweep["planned"]):
-        k = point_key(q["variant"], q["params"], q["workers"], q["repeat"], mode)
+    for i, k in enumerate(_planned_keys(sweep)):
         if done[k] > 0:
             done[k] -= 1
         else:
@@ -250,15 +256,12 @@ def sort_as_planned(doc: dict) -> None:
     sweep = doc.get("sweep")
     if not sweep:
         return
-    mode = sweep["mode"]
     slots: dict = {}
-    for i, q in enumerate(sweep["planned"]):
-        slots.setdefault(point_key(q["variant"], q["params"], q["workers"], q["repeat"], mode),
-                         []).append(i)
+    for i, k in enumerate(_planned_keys(sweep)):
+        slots.setdefault(k, []).append(i)
     order = []
     for j, p in enumerate(doc["points"]):
-        k = point_key(p["variant"], p["params"], p["workers"], p.get("repeat", 0), p["mode"])
-        idx = slots.get(k)
+        idx = slots.get(_done_key(p))
         order.append((idx.pop(0) if idx else len(sweep["planned"]) + j, j))
     doc["points"] = [doc["points"][j] for _, j in sorted(order)]
 
@@ -433,19 +436,20 @@ class Journal:
         self.path = Path(path)
         self._claimed = resume
 
-    def _write(self, overwrite: bool) -> None:
+    def save(self) -> None:
+        """Rewrite the claimed file with the document as it is now (e.g. a resume record)."""
         validate_header(self.doc)
-        write_atomic(self.path, dumps(self.doc), overwrite=overwrite)
+        write_atomic(self.path, dumps(self.doc), overwrite=self._claimed)
 
     def start(self) -> Path:
         if not self._claimed:
-            self._write(overwrite=False)
+            self.save()
             self._claimed = True
         return self.path
 
     def add(self, point: dict) -> dict:
         rec = add_point(self.doc, point)
-        self._write(overwrite=True)
+        self.save()
         return rec
 
     def finish(self) -> Path:

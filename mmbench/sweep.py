@@ -323,7 +323,7 @@ def execute(plans: list[Plan], *, mode: str, command: list[str], limits_quick: b
                                                   .get("short")),
                                        "forced": list(pl.forced)})
                 with sig.critical():
-                    journal._write(overwrite=True)  # noqa: SLF001 - the resume record
+                    journal.save()          # the resume record
             s = pl.settings
             name = doc["workload"]["name"]
             say(f"{name}: {len(missing)} point(s) to run"

@@ -235,7 +235,7 @@ ACT_NONE, ACT_ALLOC, ACT_FREE = 0, 1, 2
 
 @kernel
 def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
-                   perm, fragidx, fraglog, data, cnt, ctl, w, nw, n, order, mt, A, cap,
+                   perm, frag_huge, fraglog, data, cnt, ctl, w, nw, n, order, mt, A, cap,
                    page_words, data_pages, decay_interval):
     """Run about ``n`` alloc/free ops of workload ``wl``; returns the ops done.
 
@@ -356,7 +356,7 @@ def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local
                 elif ph == 8:
                     rnd = wst[w, S_ROUND]
                     if w == 0 and rnd < FRAG_ROUNDS:
-                        _frag_measure(held, nw, A, cap, fragidx, fraglog, rnd, ak, zn,
+                        _frag_measure(held, nw, A, cap, frag_huge, fraglog, rnd, ak, zn,
                                       children)
                     wst[w, S_PHASE] = 9
                 else:   # ph 4 (after the initial free) or 9 (after a measurement)
@@ -583,7 +583,7 @@ class PageAllocModel(Model):
             ArraySpec("pa_wst", (nworkers, WST_WORDS)),
             ArraySpec("pa_lat", (nworkers, 2, LAT_BUCKETS)),
             ArraySpec("pa_perm", (nworkers * A if wl == "rand" else 1,)),
-            ArraySpec("pa_fragidx", (F >> Z.PAGEBLOCK_ORDER if wl == "frag" else 1,)),
+            ArraySpec("pa_frag_huge", (F >> Z.PAGEBLOCK_ORDER if wl == "frag" else 1,)),
             ArraySpec("pa_fraglog", (FRAG_LOGS, FRAG_ROUNDS)),
             ArraySpec("pa_data", (nworkers * p["data_pages"] * p["page_bytes"] // 8
                                   if wl == "pagefault" else 1,)),
@@ -635,7 +635,7 @@ class PageAllocModel(Model):
         wst[0, S_SHUF] = rng.integers(1, 1 << 62)
         arrays["pa_lat"][:] = 0
         arrays["pa_fraglog"][:] = -1
-        arrays["pa_fragidx"][:] = 0
+        arrays["pa_frag_huge"][:] = 0
         arrays["pa_data"][:] = 0
         A, _ = self.sizes(p, nworkers)
         if p["workload"] == "rand":
@@ -655,7 +655,7 @@ class PageAllocModel(Model):
             self._ak(p) if ak is None else ak, WORKLOADS.index(p["workload"]),
             a["zone_mm"], a["zone_pb"], a["zone_fl"], a["zone_zn"], a["zone_lock"], a["pcp"],
             a["llf_bits"], a["llf_children"], a["llf_trees"], a["llf_local"], a["pa_held"],
-            a["pa_wst"], a["pa_lat"], a["pa_perm"], a["pa_fragidx"], a["pa_fraglog"],
+            a["pa_wst"], a["pa_lat"], a["pa_perm"], a["pa_frag_huge"], a["pa_fraglog"],
             a["pa_data"], a["counters"], a["ctl"], w, nw, n, p["order"],
             MIGRATETYPES[p["migratetype"]], A, cap, p["page_bytes"] // 8, p["data_pages"],
             p["decay_interval_ms"] if p["allocator"] == "pcp-autotune" else 0)

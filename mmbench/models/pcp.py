@@ -65,7 +65,6 @@ P_ALLOC_FACTOR = 6
 P_FREE_COUNT = 7
 P_KIND = 8
 P_LOCK = 9               # pcp->lock (6.0+): taken by trylock
-P_DECAY_OPS = 10         # unused (decay follows the harness clock, see pagealloc)
 P_FREE_FACTOR = 11       # 5.14-6.6 pcp->free_factor
 P_LISTS = 16             # lists[pindex] = [first, last] at P_LISTS + 2*pindex
 PCP_WORDS = 48
