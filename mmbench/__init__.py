@@ -27,14 +27,22 @@ def _source_hash() -> str:
 SOURCE_HASH = _source_hash()
 
 
-def _cache_dir() -> str:
-    base = os.environ.get("MMBENCH_CACHE_DIR") or os.path.join(
+def _cache_base() -> str:
+    return os.environ.get("MMBENCH_CACHE_DIR") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mmbench")
-    return os.path.join(base, f"numba-{SOURCE_HASH}")
 
 
-if "NUMBA_CACHE_DIR" not in os.environ:
-    os.environ["NUMBA_CACHE_DIR"] = _cache_dir()
-    if "numba" in sys.modules:  # imported before us: its config is already read
-        sys.modules["numba"].config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+if "NUMBA_CACHE_DIR" not in os.environ:
+    # Kernels are stamped with their own file and its import closure (mmbench.jitcache), so
+    # one directory serves every version of the sources; without that locator, fall back
+    # to a directory per package hash (any edit recompiles everything).
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(_cache_base(), "numba")
+    from . import jitcache as _jitcache
+    if not _jitcache.install():
+        os.environ["NUMBA_CACHE_DIR"] = os.path.join(_cache_base(), f"numba-{SOURCE_HASH}")
+    import numba as _numba
+    _numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
+else:
+    from . import jitcache as _jitcache
+    _jitcache.install()

@@ -24,7 +24,7 @@ from numba.extending import intrinsic
 __all__ = [
     "cas", "cas_bool", "fetch_add", "fetch_sub", "xchg", "fetch_or", "fetch_and",
     "load_acquire", "load_relaxed", "store_release", "store_relaxed",
-    "fence", "cpu_relax", "rdtsc",
+    "fence", "cpu_relax", "rdtsc", "clz64",
 ]
 
 
@@ -206,5 +206,22 @@ def rdtsc(typingctx):
         fnty = ir.FunctionType(ir.IntType(64), [])
         fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.readcyclecounter")
         return builder.call(fn, [])
+
+    return sig, codegen
+
+
+@intrinsic
+def clz64(typingctx, x):
+    """Leading zero bits of a 64-bit integer (``lzcnt``/``bsr`` via ``llvm.ctlz``); 64 for 0."""
+    if not isinstance(x, types.Integer):
+        return None
+    sig = types.int64(x)
+
+    def codegen(context, builder, signature, args):
+        v = context.cast(builder, args[0], signature.args[0], types.int64)
+        i64 = ir.IntType(64)
+        fnty = ir.FunctionType(i64, [i64, ir.IntType(1)])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.ctlz.i64")
+        return builder.call(fn, [v, ir.Constant(ir.IntType(1), 0)])
 
     return sig, codegen

@@ -16,4 +16,7 @@ lock, were being measured.  The price: an entry kernel may not allocate arrays
 from numba import njit
 
 kernel = njit(cache=True, nogil=True, _nrt=False)
-helper = njit(cache=True, nogil=True)
+#: a called function (its own machine code, shared by its callers)
+helper = njit(cache=True, nogil=True, forceinline=False)
+#: inlined by LLVM into every caller (``alwaysinline``), compiled and cached once
+hot = njit(cache=True, nogil=True, forceinline=True)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from .jit import helper, hot
 
 from .atomics import (cas, cpu_relax, fetch_add, load_acquire, load_relaxed, rdtsc,
                       store_relaxed, store_release, xchg)
@@ -77,12 +78,12 @@ def _node(lk, l, w):
     return lk[l * LINE_WORDS + 5] + (l * lk[l * LINE_WORDS + 4] + w) * LINE_WORDS
 
 
-@njit(cache=True, nogil=True)
+@hot
 def _aborted(ctl, spins):
     return (spins & ABORT_POLL_MASK) == 0 and load_relaxed(ctl, CTL_ABORT) != 0
 
 
-@njit(cache=True, nogil=True)
+@hot
 def spin_lock(lk, l, w, cnt, ctl):
     """Acquire lock ``l`` as worker ``w``; False if the run was aborted while waiting."""
     base = l * LINE_WORDS
@@ -139,7 +140,7 @@ def spin_lock(lk, l, w, cnt, ctl):
     return True
 
 
-@njit(cache=True, nogil=True)
+@hot
 def spin_unlock(lk, l, w, cnt):
     """Release lock ``l`` held by worker ``w``."""
     base = l * LINE_WORDS
@@ -169,7 +170,7 @@ def spin_unlock(lk, l, w, cnt):
         store_release(lk, _node(lk, l, nxt - 1) + 1, 0)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def lock_owner(lk, l):
     """Worker holding lock ``l``, or -1 when it is free."""
     base = l * LINE_WORDS
@@ -181,7 +182,7 @@ def lock_owner(lk, l):
     return load_acquire(lk, base + 2) - 1 if held else -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def kernel_barrier(ctl, nworkers):
     """Barrier among the workers inside a kernel (phased workloads).
 

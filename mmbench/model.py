@@ -149,6 +149,11 @@ class Model:
     def compile(self, p: dict) -> None:
         """Compile (or load from cache) every kernel ``step`` will call, on scratch arrays."""
 
+    def compile_key(self, p: dict) -> Any:
+        """Points with equal keys compile the same kernels (the sweep compiles each key once,
+        before its first point, in parallel processes).  Default: one set per model."""
+        return None
+
     def worker_init(self, arrays: dict, p: dict, worker: int, nworkers: int) -> Any:
         return (arrays, p, worker, nworkers)
 

@@ -16,7 +16,7 @@ import time
 import numpy as np
 from numba import njit
 
-from .jit import kernel
+from .jit import helper, kernel
 from .atomics import cpu_relax, fetch_add, load_acquire, rdtsc, store_release
 
 SPIN_LIMIT = 50_000_000
@@ -126,7 +126,7 @@ def cycles_per_ns(seconds: float = 0.05) -> float:
     return (c1 - c0) / (t1 - t0)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _rdtsc():
     return rdtsc()
 

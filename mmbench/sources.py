@@ -20,7 +20,8 @@ _PKG = "mmbench"
 MEASUREMENT_MODULES = ("mmbench.harness", "mmbench.probes", "mmbench.shm", "mmbench.ctl")
 
 
-def _module_file(name: str) -> Path | None:
+def module_file(name: str) -> Path | None:
+    """The file of mmbench module ``name`` (None outside the package)."""
     parts = name.split(".")
     if parts[0] != _PKG:
         return None
@@ -49,7 +50,12 @@ def _imports(name: str, path: Path) -> set[str]:
                 mod = node.module or ""
             out.add(mod)
             out.update(f"{mod}.{a.name}" for a in node.names)  # "from . import x" names modules
-    return {m for m in out if m.split(".")[0] == _PKG and _module_file(m) is not None}
+    return {m for m in out if m.split(".")[0] == _PKG and module_file(m) is not None}
+
+
+def file_imports(path: Path) -> set[str]:
+    """The mmbench modules a file outside the package (a generated driver) imports."""
+    return _imports("", Path(path))
 
 
 def closure(roots) -> list[str]:
@@ -60,7 +66,7 @@ def closure(roots) -> list[str]:
         m = todo.pop()
         if m in seen:
             continue
-        path = _module_file(m)
+        path = module_file(m)
         if path is None:
             continue
         seen.add(m)
@@ -78,7 +84,7 @@ def model_source_hash(model_name: str) -> str:
         raise ValueError(f"unknown model {model_name!r}") from None
     h = hashlib.sha256()
     for m in closure([module, *MEASUREMENT_MODULES]):
-        path = _module_file(m)
+        path = module_file(m)
         h.update(m.encode() + b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()[:16]

@@ -279,6 +279,56 @@ def _failed(doc: dict) -> bool:
                for p in doc["points"])
 
 
+def compile_units(todo) -> dict:
+    """(model, compile key) -> (model name, label, params) for the points still to run."""
+    from .models import get_model
+    units = {}
+    for pl, missing in todo:
+        model = get_model(pl.model_name)
+        for j in (missing if pl.doc else range(len(pl.planned))):
+            q = pl.planned[j]
+            key = (pl.model_name, repr(model.compile_key(q["params"])))
+            if key not in units:
+                ck = model.compile_key(q["params"])
+                parts = ck if isinstance(ck, tuple) else () if ck is None else (ck,)
+                label = " ".join([pl.model_name, " x ".join(map(str, parts))]).strip()
+                units[key] = (pl.model_name, label, q["params"])
+    return units
+
+
+def _precompile(todo, cpus: int, say) -> dict:
+    """Compile every kernel the points need before the first one, in up to ``cpus`` forked
+    processes (each writes the Numba cache the points then load).  Returns model name ->
+    [{"label", "seconds", "compiled", "ok", "error"}] for the result files."""
+    from .drivers import Unit, precompile
+    from .models import get_model
+    units = compile_units(todo)
+    if not units:
+        return {}
+    work = [Unit(label, (lambda m=m, p=p: get_model(m).compile(p)))
+            for m, label, p in units.values()]
+    names = {label: m for m, label, _ in units.values()}
+    jobs = min(cpus, len(work))
+    t0 = time.perf_counter()
+    say(f"kernels: loading or compiling {len(work)} set(s) in {jobs} process(es)...",
+        final=False)
+
+    def done(rec, i, n):
+        what = (f"compiled ({rec['compiled']} functions)" if rec["compiled"]
+                else "from the cache") if rec["ok"] else f"FAILED: {rec['error']}"
+        say(f"kernels [{i}/{n}] {rec['label']}: {rec['seconds']:.1f} s, {what}",
+            final=bool(rec["compiled"]) or not rec["ok"])
+
+    recs = precompile(work, jobs, done)
+    n_comp = sum(1 for r in recs if r["compiled"])
+    say(f"kernels: {len(recs)} set(s) ready in {time.perf_counter() - t0:.1f} s "
+        f"({n_comp} compiled, {len(recs) - n_comp} from the cache)")
+    out: dict = {}
+    for r in recs:
+        out.setdefault(names[r["label"]], []).append(r)
+    return out
+
+
 def execute(plans: list[Plan], *, mode: str, command: list[str], limits_quick: bool,
             say=_say) -> tuple[list[Path], int]:
     """Run every plan's missing points; return (result paths, exit status 0 or 1).
@@ -304,6 +354,7 @@ def execute(plans: list[Plan], *, mode: str, command: list[str], limits_quick: b
             say("measuring machine limits (atomic, cache-line transfer, memset)...", final=False)
             from .probes import measure_limits
             limits = measure_limits(quick=limits_quick)
+        compiled = _precompile(todo, cpus, say)
         for i, (pl, missing) in enumerate(todo):
             model = get_model(pl.model_name)
             if pl.doc is None:
@@ -324,6 +375,7 @@ def execute(plans: list[Plan], *, mode: str, command: list[str], limits_quick: b
                                        "forced": list(pl.forced)})
                 with sig.critical():
                     journal.save()          # the resume record
+            doc["sweep"].setdefault("compile", []).extend(compiled.get(pl.model_name, []))
             s = pl.settings
             name = doc["workload"]["name"]
             say(f"{name}: {len(missing)} point(s) to run"

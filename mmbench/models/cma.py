@@ -31,7 +31,7 @@ from numba import njit
 
 from ..atomics import rdtsc
 from ..ctl import N_LOCK_COUNTERS
-from ..jit import kernel
+from ..jit import helper, kernel
 from ..locks import LOCK_KINDS, init_lockset, lockset_words, spin_lock, spin_unlock
 from ..model import ArraySpec, Model, Param
 from . import isolation as I
@@ -63,7 +63,7 @@ def test_bit(bm, i):
     return (bm[i >> 6] >> (i & 63)) & 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def set_bits(bm, start, nr, value):
     for i in range(start, start + nr):
         if value:
@@ -72,7 +72,7 @@ def set_bits(bm, start, nr, value):
             bm[i >> 6] &= ~(1 << (i & 63))
 
 
-@njit(cache=True, nogil=True)
+@helper
 def find_next_zero_area(bm, size, start, nr, mask):
     """bitmap_find_next_zero_area_off (offset 0): first index >= start of ``nr`` zero bits,
     aligned to mask + 1; a value > size - nr when there is none."""
@@ -93,7 +93,7 @@ def find_next_zero_area(bm, size, start, nr, mask):
 
 
 # --- alloc_contig_range ------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def alloc_contig_range(mm, pb, fl2, zn2, lk2, pcp2, nw, held, chk, owner, data, start, end,
                        w, cnt, ctl, co):
     """Claim [start, end) as allocated order-0 pages.  0, -16 (-EBUSY) or -2 (aborted)."""
@@ -156,7 +156,7 @@ def alloc_contig_range(mm, pb, fl2, zn2, lk2, pcp2, nw, held, chk, owner, data, 
     return ret
 
 
-@njit(cache=True, nogil=True)
+@helper
 def cma_alloc(mm, pb, fl2, zn2, lk2, pcp2, nw, aux, bm, base, nbits_total, opb, count,
               align_order, held, chk, owner, data, w, cnt, ctl, co):
     """cma_alloc: the first pfn of ``count`` contiguous pages, -1 (failed) or -2 (aborted)."""
@@ -194,7 +194,7 @@ def cma_alloc(mm, pb, fl2, zn2, lk2, pcp2, nw, aux, bm, base, nbits_total, opb, 
         start = bit + mask + 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def cma_release(mm, pb, fl2, zn2, lk2, pcp2, aux, bm, base, opb, pfn, count, w, cnt, ctl, co):
     """cma_release: free_contig_range, then clear the bits.  0 or -2."""
     for p in range(pfn, pfn + count):
@@ -208,7 +208,7 @@ def cma_release(mm, pb, fl2, zn2, lk2, pcp2, aux, bm, base, opb, pfn, count, w, 
     return 0
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _in_use(mm, start, end):
     n = 0
     for p in range(start, end):

@@ -45,7 +45,7 @@ from numba import njit
 
 from ..atomics import rdtsc, store_relaxed
 from ..ctl import N_LOCK_COUNTERS
-from ..jit import kernel
+from ..jit import helper, kernel
 from ..locks import LOCK_KINDS, init_lockset, lockset_words, spin_lock, spin_unlock
 from ..model import ArraySpec, Model, Param
 from . import isolation as I
@@ -90,7 +90,7 @@ OFFLINE_OK, OFFLINE_UNMOVABLE, OFFLINE_BUSY = 0, 1, 2
 
 
 # --- sparse ------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def poison_memmap(mm, start, end):
     """page_init_poison: every struct page word 0xff..ff (zone bits 7: matches no zone)."""
     for p in range(start, end):
@@ -112,7 +112,7 @@ def vmemmap_pages(p) -> int:
     return -(-nr // Z.PAGEBLOCK_NR_PAGES) * Z.PAGEBLOCK_NR_PAGES
 
 
-@njit(cache=True, nogil=True)
+@helper
 def sparse_add_section(mm, pb, fl2, zn2, lk2, s, shift, altmap_pfn, w, cnt, ctl):
     """section_activate: get the memmap and poison it.  Its pfn, or -1 (no memory), -2.
 
@@ -131,7 +131,7 @@ def sparse_add_section(mm, pb, fl2, zn2, lk2, s, shift, altmap_pfn, w, cnt, ctl)
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@helper
 def sparse_remove_section(mm, pb, fl2, zn2, lk2, secs, s, shift, w, cnt, ctl):
     """section_deactivate: free the memmap (to the buddy, or back to the block's altmap: the
     vmemmap pages go with the block), the section is absent."""
@@ -148,7 +148,7 @@ def sparse_remove_section(mm, pb, fl2, zn2, lk2, secs, s, shift, w, cnt, ctl):
     return Z.buddy_free(mm, pb, fl2[0], zn2[0], lk2[0], w, pfn, shift - 6, cnt, ctl)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def add_memory_block(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, nv, w, cnt, ctl):
     """add_memory_resource -> __add_pages: every section of the block, or none.  0, -1, -2.
 
@@ -173,7 +173,7 @@ def add_memory_block(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, nv, w, cnt
     return 0
 
 
-@njit(cache=True, nogil=True)
+@helper
 def mhp_init_memmap_on_memory(mm, pb, zn, lk, start, nv, zone_id, w, cnt, ctl):
     """move_pfn_range_to_zone(MIGRATE_UNMOVABLE) of the vmemmap pages [start, start + nv):
     reserved, refcount 1, PageVmemmapSelfHosted; never handed to the buddy.  0, or -2."""
@@ -188,7 +188,7 @@ def mhp_init_memmap_on_memory(mm, pb, zn, lk, start, nv, zone_id, w, cnt, ctl):
     return 0
 
 
-@njit(cache=True, nogil=True)
+@helper
 def mhp_deinit_memmap_on_memory(mm, pb, start, nv):
     """remove_pfn_range_from_zone of the vmemmap pages: their struct pages are dead.  (The span
     already shrank with the block's sections; the pageblocks go back to MIGRATE_ISOLATE, the
@@ -198,7 +198,7 @@ def mhp_deinit_memmap_on_memory(mm, pb, start, nv):
 
 
 # --- zone span ---------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def resize_zone_span_locked(zn, secs, shift, z, boot_end):
     """Recompute the span from the online sections of zone row z (shrink_zone_span, both ends)."""
     lo = -1
@@ -221,7 +221,7 @@ def resize_zone_span_locked(zn, secs, shift, z, boot_end):
         zn[Z.Z_SPANNED] = hi - lo
 
 
-@njit(cache=True, nogil=True)
+@helper
 def grow_zone_span_locked(zn, start, end):
     """resize_zone_range: the span covers [start, end) as well."""
     if zn[Z.Z_SPANNED] == 0:
@@ -235,7 +235,7 @@ def grow_zone_span_locked(zn, start, end):
 
 
 # --- online / offline ----------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def online_pages(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, z, nv, w, cnt, ctl):
     """online_pages of the block's sections into zone row z, past its first ``nv`` (vmemmap)
     pages (memory_block_online passes start_pfn + nr_vmemmap_pages).  Pages onlined, or -2."""
@@ -274,7 +274,7 @@ def online_pages(mm, pb, fl2, zn2, lk2, secs, first, nsec, shift, z, nv, w, cnt,
     return end - start
 
 
-@njit(cache=True, nogil=True)
+@helper
 def offline_pages(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, first, nsec, shift, nv,
                   boot_end, held, chk, owner, data, state, passes, w, cnt, ctl, co):
     """offline_pages of the block past its first ``nv`` (vmemmap) pages: 0 ok, 1 unmovable page
@@ -342,7 +342,7 @@ def offline_pages(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, first, nsec,
     return res
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _record(lat, tot, blk, b, ph, dt, failed):
     lat[ph, O.bucket(dt)] += 1
     tot[ph, T_CYC] += dt
@@ -356,7 +356,7 @@ def _record(lat, tot, blk, b, ph, dt, failed):
         blk[b, ph, T_FAIL] += 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def hotplug_toggle(mm, pb, fl2, zn2, lk2, pcp2, nz, nw, saved, secs, boot_sec, nblocks,
                    block_secs, shift, zone_row, vmemmap, held, chk, owner, data, state, lat,
                    tot, blk, passes, b, w, cnt, ctl):

@@ -29,6 +29,7 @@ lockset per zone, lock 0 = zone->lock) and ``pcp2`` (one pageset per worker and 
 from __future__ import annotations
 
 from numba import njit
+from ..jit import helper
 
 from ..atomics import cas, cpu_relax, load_acquire, load_relaxed, store_release
 from ..ctl import CTL_ABORT
@@ -50,7 +51,7 @@ SV_HIGH, SV_HIGH_MIN, SV_HIGH_MAX, SV_BATCH = 0, 1, 2, 3
 
 
 # --- per-CPU lists -------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def pcp_lock(pcp, base, ctl):
     """spin_lock(&pcp->lock) from another CPU; False if the run was aborted."""
     spins = 0
@@ -63,12 +64,12 @@ def pcp_lock(pcp, base, ctl):
             return False
 
 
-@njit(cache=True, nogil=True)
+@helper
 def pcp_unlock(pcp, base):
     store_release(pcp, base + P.P_LOCK, 0)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def drain_pages_remote(mm, pb, fl, zn, lk, pcp, t, w, cnt, ctl):
     """drain_pages_zone(cpu t): every page on t's lists back to the buddy, under one zone->lock.
 
@@ -94,7 +95,7 @@ def drain_pages_remote(mm, pb, fl, zn, lk, pcp, t, w, cnt, ctl):
     return n
 
 
-@njit(cache=True, nogil=True)
+@helper
 def drain_all_pages(mm, pb, fl, zn, lk, pcp, nw, w, cnt, ctl):
     """__drain_all_pages(zone): drain every worker's pageset of the zone.  Pages, or -2."""
     total = 0
@@ -112,7 +113,7 @@ def drain_all_pages(mm, pb, fl, zn, lk, pcp, nw, w, cnt, ctl):
     return total
 
 
-@njit(cache=True, nogil=True)
+@helper
 def zone_pcp_disable(mm, pb, fl, zn, lk, pcp, nw, w, saved, cnt, ctl):
     """zone_pcp_disable: high 0, batch 1 on every pageset (saved for enable), then drain."""
     for t in range(nw):
@@ -131,7 +132,7 @@ def zone_pcp_disable(mm, pb, fl, zn, lk, pcp, nw, w, saved, cnt, ctl):
     return drain_all_pages(mm, pb, fl, zn, lk, pcp, nw, w, cnt, ctl)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def zone_pcp_enable(pcp, nw, saved, ctl):
     """zone_pcp_enable: restore every pageset's high and batch."""
     for t in range(nw):
@@ -147,7 +148,7 @@ def zone_pcp_enable(pcp, nw, saved, ctl):
 
 
 # --- isolation ----------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def has_unmovable_pages(mm, pb, start, end, mode):
     """First unmovable page in [start, end) (one pageblock), or -1.
 
@@ -176,7 +177,7 @@ def has_unmovable_pages(mm, pb, start, end, mode):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def undo_isolate_page_range(mm, pb, fl, zn, lk, w, start, end, mt, cnt, ctl):
     """undo_isolate_page_range: relabel every isolated pageblock of [start, end) ``mt``.
 
@@ -199,7 +200,7 @@ def undo_isolate_page_range(mm, pb, fl, zn, lk, w, start, end, mt, cnt, ctl):
     return 0
 
 
-@njit(cache=True, nogil=True)
+@helper
 def start_isolate_page_range(mm, pb, fl, zn, lk, w, start, end, mt, mode, cnt, ctl):
     """start_isolate_page_range: isolate every pageblock of [start, end) or none.
 
@@ -227,7 +228,7 @@ def start_isolate_page_range(mm, pb, fl, zn, lk, w, start, end, mt, mode, cnt, c
     return 0
 
 
-@njit(cache=True, nogil=True)
+@helper
 def test_pages_isolated_locked(mm, pb, start, end):
     """test_pages_isolated under zone->lock: -1 if every page of [start, end) is a free page of
     an isolated pageblock, else the first pfn that is not."""
@@ -242,7 +243,7 @@ def test_pages_isolated_locked(mm, pb, start, end):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def take_free_range_locked(mm, pb, fl, zn, start, end):
     """Pull the free (isolated) blocks whose heads lie in [start, end) off the lists.
 
@@ -266,7 +267,7 @@ def take_free_range_locked(mm, pb, fl, zn, start, end):
 
 
 # --- migration ----------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def alloc_migration_target(mm, pb, fl2, zn2, lk2, nz, w, cnt, ctl):
     """alloc_migration_target: a movable order-0 page, ZONE_MOVABLE first.  pfn, -1, -2."""
     for i in range(nz):
@@ -277,7 +278,7 @@ def alloc_migration_target(mm, pb, fl2, zn2, lk2, nz, w, cnt, ctl):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def migrate_page(mm, pb, fl2, zn2, lk2, nz, held, chk, owner, data, w, pfn, cnt, ctl, co):
     """Migrate one owned page.  1 migrated; 0 not isolatable now (retry); -1 pinned;
     -12 no target page; -2 aborted."""
@@ -312,7 +313,7 @@ def migrate_page(mm, pb, fl2, zn2, lk2, nz, held, chk, owner, data, w, pfn, cnt,
     return 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def migrate_range(mm, pb, fl2, zn2, lk2, nz, held, chk, owner, data, w, start, end, cnt, ctl,
                   co):
     """One pass of scan_movable_pages + do_migrate_range over [start, end).

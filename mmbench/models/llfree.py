@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from ..jit import helper, hot
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..atomics import cas_bool, fetch_add, load_acquire, load_relaxed
@@ -118,13 +119,13 @@ _ALIGNED = np.array([0xFFFFFFFFFFFFFFFF, 0x5555555555555555, 0x1111111111111111,
 # lower allocator: bitfield rows and child entries (lower.c, bitfield.c)
 # ============================================================================
 
-@njit(cache=True, nogil=True)
+@helper
 def _block_mask(order):
     """2^order ones in the low bits (order <= 6)."""
     return _ONES >> np.uint64(64 - (1 << order))
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _first_zeros_aligned(v, order):
     """Bit offset of the first 2^order-aligned run of 2^order zero bits in v, or -1."""
     f = v
@@ -137,7 +138,7 @@ def _first_zeros_aligned(v, order):
     return np.int64(trailing_zeros(cand))
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _child_dec(children, c, n, cnt, w, cb):
     """child_dec: take n from the child's free counter if it has n (not huge)."""
     while True:
@@ -149,7 +150,7 @@ def _child_dec(children, c, n, cnt, w, cb):
         cnt[w, cb + LLF_C_CAS_RETRIES] += 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _field_set_next(bits, c, start_row, order, cnt, w, cb):
     """field_set_next: claim 2^order aligned free frames in child c; offset in child or -1."""
     base = c * LLF_CHILD_ROWS
@@ -246,7 +247,7 @@ def _lower_put(bits, children, pfn, order, cnt, w, cb):
 # tree entries (tree.c)
 # ============================================================================
 
-@njit(cache=True, nogil=True)
+@helper
 def _tree_reserve(trees, t, lo, hi, cnt, w, cb):
     """tree_reserve: {free in [lo, hi], !reserved} -> {0, reserved}; the old free, or -1."""
     while True:
@@ -259,7 +260,7 @@ def _tree_reserve(trees, t, lo, hi, cnt, w, cb):
         cnt[w, cb + LLF_C_CAS_RETRIES] += 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _tree_writeback(trees, t, free):
     """tree_writeback: add a reservation's local counter back and clear the reserved flag."""
     while True:
@@ -268,7 +269,7 @@ def _tree_writeback(trees, t, free):
             return
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _tree_steal(trees, t, need, cnt, w, cb):
     """tree_steal_counter: a reserved tree's global counter (frees by others) if >= need."""
     while True:
@@ -281,7 +282,7 @@ def _tree_steal(trees, t, need, cnt, w, cb):
         cnt[w, cb + LLF_C_CAS_RETRIES] += 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _tree_inc_or_reserve(trees, t, n, lo, hi, cnt, w, cb):
     """tree_inc_or_reserve: add n; if the result is unreserved and in [lo, hi], reserve it.
 
@@ -302,17 +303,17 @@ def _tree_inc_or_reserve(trees, t, n, lo, hi, cnt, w, cb):
 # per-worker reservation word (local.c) and the upper allocator (llfree.c)
 # ============================================================================
 
-@njit(cache=True, nogil=True)
+@helper
 def _rsv(free, row, present):
     return free | (RSV_PRESENT if present else 0) | (row << RSV_ROW_SHIFT)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _rsv_tree(v):
     return (v >> RSV_ROW_SHIFT) // LLF_TREE_ROWS
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _swap_reserved(trees, lf, w, new, expect_lock):
     """swap_reserved: install `new` if the lock bit is as expected, then write the old
     reservation's counter back to its tree.  False (nothing done) otherwise."""
@@ -328,7 +329,7 @@ def _swap_reserved(trees, lf, w, new, expect_lock):
     return True
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _unlock_reserved(lf, w):
     i = w * LLF_LOCAL_WORDS + LLF_L_RESERVED
     while True:
@@ -337,7 +338,7 @@ def _unlock_reserved(lf, w):
             return
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _reserve_tree_and_get(bits, children, trees, lf, w, t, order, lo, hi, cnt, cb):
     """Reserve tree t if its counter is in [lo, hi] and allocate in it; keep the
     reservation only if the allocation succeeds.  pfn or -1."""
@@ -353,7 +354,7 @@ def _reserve_tree_and_get(bits, children, trees, lf, w, t, order, lo, hi, cnt, c
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _search_global(bits, children, trees, lf, w, base, order, lo, hi, cnt, cb):
     """Try every tree, alternating left and right of base."""
     ntrees = children.shape[0] // LLF_TREE_CHILDREN
@@ -366,13 +367,13 @@ def _search_global(bits, children, trees, lf, w, base, order, lo, hi, cnt, cb):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _drain(trees, lf, w):
     """Give w's reservation back unless w is reserving (then do nothing)."""
     _swap_reserved(trees, lf, w, 0, False)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _reserve_and_get(bits, children, trees, lf, w, order, old, cnt, cb):
     """reserve_and_get (the caller holds w's lock bit): find, reserve, allocate.
 
@@ -417,7 +418,7 @@ def _reserve_and_get(bits, children, trees, lf, w, order, old, cnt, cb):
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _sync_with_global(trees, lf, w, order, rsv, cnt, cb):
     """sync_with_global (w's lock bit held): steal the frees other workers made into
     w's reserved tree.  True when the local counter now has 2^order."""
@@ -471,7 +472,7 @@ def _get_inner(bits, children, trees, lf, w, order, cnt, cb):
     return _reserve_and_get(bits, children, trees, lf, w, order, old, cnt, cb)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@hot
 def llfree_get(bits, children, trees, local, w, order, cnt, cb):
     """llfree_get: allocate 2^order frames (order 0..9) for worker w.
 
@@ -492,7 +493,7 @@ def llfree_get(bits, children, trees, local, w, order, cnt, cb):
     return pfn
 
 
-@njit(cache=True, nogil=True, inline="always")
+@hot
 def llfree_put(bits, children, trees, local, w, pfn, order, cnt, cb):
     """llfree_put: free the block (pfn, order) that some worker allocated.
 
@@ -550,7 +551,7 @@ def llfree_put(bits, children, trees, local, w, pfn, order, cnt, cb):
     return 0
 
 
-@njit(cache=True, nogil=True)
+@helper
 def llfree_drain(bits, children, trees, local, w):
     """llfree_drain: return w's reservation and local counter to the global tree."""
     _drain(trees, local.reshape(-1), w)

@@ -81,7 +81,7 @@ from numba import njit
 
 from ..atomics import cpu_relax, fetch_add, load_acquire, load_relaxed, rdtsc, store_release
 from ..ctl import N_LOCK_COUNTERS
-from ..jit import kernel
+from ..jit import helper, kernel
 from ..locks import LOCK_KINDS, init_lockset, lockset_words, spin_lock, spin_unlock
 from ..model import ArraySpec, Model, Param
 from . import zone as Z
@@ -159,7 +159,7 @@ C_PAGES_INIT, C_PAGES_BOOT, C_PAGES_DEFERRED, C_PAGES_GROWN, C_CHUNKS, C_GROW_CA
 
 
 # --- padata ------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def padata_params(size, min_chunk, align, max_threads):
     """padata_do_multithreaded: (nworks, chunk_size) for a job of ``size`` (load-balance factor 4)."""
     nworks = max(size // min_chunk, 1)
@@ -184,7 +184,7 @@ def padata_chunks(start: int, size: int, chunk: int) -> list[tuple[int, int]]:
 
 
 # --- struct page init and __free_pages_core ----------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def _init_single_page(mm, pfn, flags_hi, gen, err):
     """__init_single_page: flags with zone/node/section (+ PG_reserved until freed), refcount 1,
     mapcount -1, lru linked to itself; page->index holds the boot generation (the canary)."""
@@ -201,7 +201,7 @@ def _init_single_page(mm, pfn, flags_hi, gen, err):
     mm[pfn, Z.PG_INDEX] = gen
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _free_pages_core(mm, pb, fl, zn, zl, pfn, order, w, cnt, ctl):
     """__free_pages_core: PG_reserved off and refcount 0 on every page (outside the lock), then
     free_one_page: managed_pages and __free_one_page to the list tail under zone->lock."""
@@ -217,7 +217,7 @@ def _free_pages_core(mm, pb, fl, zn, zl, pfn, order, w, cnt, ctl):
     return True
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _deferred_free_pages(mm, pb, fl, zn, zl, pfn, nr, w, cnt, ctl):
     """deferred_free_pages: a whole aligned max-order block in one piece, else page by page."""
     if nr == MAX_ORDER_NR_PAGES and (pfn & (MAX_ORDER_NR_PAGES - 1)) == 0:
@@ -232,7 +232,7 @@ def _deferred_free_pages(mm, pb, fl, zn, zl, pfn, nr, w, cnt, ctl):
     return True
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _init_maxorder(mm, pb, fl, zn, zl, fr, nfr, spfn, epfn, flags_hi, gen, err, w, cnt, ctl):
     """deferred_init_maxorder for [spfn, epfn) inside one max-order block: initialise every
     memblock-free page of it, then free them.  Pages initialised, or -2 if the run aborted."""
@@ -252,7 +252,7 @@ def _init_maxorder(mm, pb, fl, zn, zl, fr, nfr, spfn, epfn, flags_hi, gen, err, 
     return nr
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _set_watermarks(zn):
     """__setup_per_zone_wmarks for one zone (zone.watermarks, compiled)."""
     managed = zn[Z.Z_MANAGED]
@@ -266,7 +266,7 @@ def _set_watermarks(zn):
 
 
 # --- phases --------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def _barrier(glob, wst, w, nw, spins):
     """Split-phase barrier: arrive once, then poll; False = not released yet (call again)."""
     if wst[w, S_BAR_ARR] == 0:
@@ -286,7 +286,7 @@ def _barrier(glob, wst, w, nw, spins):
     return False
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _reset(mm, pb, fl, zn, nst, glob, par, npar, rounds, err, cnt, w, finish):
     """Power cycle: account the last boot, then empty zones, UNMOVABLE pageblocks, node state
     as free_area_init leaves it; the memmap keeps the last boot's contents (garbage to this
@@ -331,7 +331,7 @@ def _reset(mm, pb, fl, zn, nst, glob, par, npar, rounds, err, cnt, w, finish):
     store_release(glob, G_GEN, gen)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _node_complete(nst, glob, rounds, nd, nodes, gen, finish):
     """The node's deferred init is done; the last node turns deferred_pages off (t_full)."""
     store_release(nst[nd], NS_COMPLETE, 1)
@@ -341,7 +341,7 @@ def _node_complete(nst, glob, rounds, nd, nodes, gen, finish):
             rounds[gen % rounds.shape[0], R_T_FULL] = rdtsc()
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _boot_step(mm, pb, fl, zn, zlk, nst, glob, par, npar, fr, nfr, rs, nrs, wst, rounds, err,
                cnt, ctl, w, budget, finish):
     """Worker 0's early boot, resumable: (ops, work, status).
@@ -434,7 +434,7 @@ def _boot_step(mm, pb, fl, zn, zlk, nst, glob, par, npar, fr, nfr, rs, nrs, wst,
     return ops, work, ST_MORE
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _defer_step(mm, pb, fl, zn, zlk, rlk, nst, glob, par, npar, wrole, wnodes, fr, nfr, wst,
                 rounds, clog, err, cnt, rcnt, ctl, w, budget, finish):
     """This worker's share of deferred_init_memmap on each node it serves: (ops, work, status).
@@ -543,7 +543,7 @@ def _defer_step(mm, pb, fl, zn, zlk, rlk, nst, glob, par, npar, wrole, wnodes, f
     return ops, work, ST_MORE
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _next_free_pfn(fr, nfr, pfn):
     """The first memblock-free pfn >= pfn on this node (-1: none)."""
     best = -1
@@ -555,7 +555,7 @@ def _next_free_pfn(fr, nfr, pfn):
     return best
 
 
-@njit(cache=True, nogil=True)
+@helper
 def deferred_grow_zone(mm, pb, fl, zn, zl, rlk, ns, fr, nfr, nd, end, order, fdp_seen, flags_hi,
                        gen, err, w, cnt, rcnt, ctl):
     """deferred_grow_zone: -2 aborted, -1 false, else true with the pages it initialised.
@@ -601,7 +601,7 @@ def deferred_grow_zone(mm, pb, fl, zn, zl, rlk, ns, fr, nfr, nd, end, order, fdp
     return nr if nr > 0 else -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _verify_alloc(mm, pfn, order, flags_hi, gen, err):
     """Every page of an allocated block must come from this boot's init, of the right node."""
     for p in range(pfn, pfn + (1 << order)):
@@ -613,7 +613,7 @@ def _verify_alloc(mm, pfn, order, flags_hi, gen, err):
             fetch_add(err, E_BAD_FLAGS, 1)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _alloc_step(mm, pb, fl, zn, zlk, rlk, nst, glob, par, npar, wrole, fr, nfr, wst, held, err,
                 cnt, rcnt, ctl, w, budget):
     """An early-boot allocator (get_page_from_freelist with deferred pages): (ops, work, status)."""

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from ..jit import helper
 
 from ..atomics import cas, load_acquire, load_relaxed, rdtsc, store_release
 from . import pcp as P
@@ -79,7 +80,7 @@ def rng_next(wst, w):
     return xorshift_next(wst, w, S_RNG)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def page_checksum(data, pfn):
     c = 0
     for i in range(DATA_WORDS):
@@ -87,7 +88,7 @@ def page_checksum(data, pfn):
     return c
 
 
-@njit(cache=True, nogil=True)
+@helper
 def fill_page(data, pfn, seed):
     """Write the page's 64 bytes (a splitmix sequence from ``seed``); returns the checksum."""
     x = seed
@@ -106,7 +107,7 @@ def zone_of(mm, pfn):
     return ((mm[pfn, Z.PG_FLAGS] >> Z.ZONES_PGSHIFT) & Z.ZONES_MASK) - ZONE_IDX_BASE
 
 
-@njit(cache=True, nogil=True)
+@helper
 def alloc_page(mm, pb, fl2, zn2, lk2, pcp2, nz, w, mt, cnt, ctl, co):
     """alloc_pages(order 0): walk the zonelist (ZONE_MOVABLE first for movable requests).
 
@@ -124,14 +125,14 @@ def alloc_page(mm, pb, fl2, zn2, lk2, pcp2, nz, w, mt, cnt, ctl, co):
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@helper
 def free_page(mm, pb, fl2, zn2, lk2, pcp2, w, pfn, cnt, ctl, co):
     """free_unref_page into the page's own zone.  0, or -2 aborted (page may be freed)."""
     z = zone_of(mm, pfn)
     return P.pcp_free(mm, pb, fl2[z], zn2[z], lk2[z], pcp2[z], w, pfn, 0, cnt, ctl, co + CO_PCP)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def owned_alloc(mm, pb, fl2, zn2, lk2, pcp2, nz, held, chk, owner, data, w, slot, mt, pin,
                 seed, cnt, ctl, co):
     """Allocate a page into the empty ``slot``, write its contents, publish it.  pfn, -1, -2."""
@@ -146,7 +147,7 @@ def owned_alloc(mm, pb, fl2, zn2, lk2, pcp2, nz, held, chk, owner, data, w, slot
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@helper
 def owned_free(mm, pb, fl2, zn2, lk2, pcp2, held, chk, owner, data, w, slot, cnt, ctl, co):
     """Free the page in ``slot`` after checking its contents.  1 freed, 0 slot busy, -2 aborted."""
     e = load_acquire(held, slot)
@@ -167,7 +168,7 @@ def owned_free(mm, pb, fl2, zn2, lk2, pcp2, held, chk, owner, data, w, slot, cnt
     return -2 if r == -2 else 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def churn_step(mm, pb, fl2, zn2, lk2, pcp2, nz, held, chk, owner, data, wst, state, state_idx,
                cnt, ctl, w, n, cap, target, unmov_ppm, pin_ppm, co):
     """About ``n`` alloc/free ops of worker w keeping ``target`` owned pages.
@@ -230,7 +231,7 @@ def churn_step(mm, pb, fl2, zn2, lk2, pcp2, nz, held, chk, owner, data, wst, sta
     return done
 
 
-@njit(cache=True, nogil=True)
+@helper
 def mark_owned(mm, held, chk, owner, data, mark, errs):
     """Mark every owned page; errors [code, slot, pfn]: 1 refcount, 2 checksum, 3 rmap, 4 dup, 5 busy."""
     n = 0

@@ -1,7 +1,8 @@
 """Page-allocator scalability: buddy, PCP (classic / high-order / auto-tuned) and LLFree.
 
-One compiled workload kernel, :func:`pagealloc_step`, runs a bounded batch of a worker's
-workload state machine and dispatches each allocation on an allocator kind:
+Each (allocator, workload) pair runs its own small compiled driver, generated from one
+template (:mod:`mmbench.models.pagealloc_driver`, see :mod:`mmbench.drivers`), with the
+allocator's alloc and free paths inlined; the allocators:
 
 * ``buddy``          rmqueue_buddy / free_one_page: every op takes zone->lock.
 * ``pcp-disabled``   the kernel's own PCP-off state (zone_pcp_disable: high 0, batch 1),
@@ -48,21 +49,20 @@ blocks a worker holds live in ``pa_held`` as (pfn << 4 | order), -1 = empty, so 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from ..atomics import load_relaxed, rdtsc, xchg
-from ..ctl import CTL_CLOCK_MS, CTL_STOP, N_LOCK_COUNTERS
-from ..jit import kernel
-from ..locks import LOCK_KINDS, init_lockset, kernel_barrier, lockset_words
-from .. import procfs
+from .. import drivers, procfs
+from ..locks import LOCK_KINDS, init_lockset, lockset_words
 from ..model import ArraySpec, Model, ModelNotRunnable, Param
+from ..jit import helper
 from . import llfree as L
 from . import owned as O
 from . import pcp as P
 from . import zone as Z
+from .pagealloc_driver import (AK_BUDDY, AK_LLFREE, AK_PCP, C_DECAYS, C_LLF, C_PCP,  # noqa: F401
+                               C_STRANDED, FRAG_LOGS, FRAG_ROUNDS, LAT_BUCKETS, MIXED_ORDERS,
+                               S_RNG, S_SHUF, WL_BULK, WL_FRAG, WL_MIXED, WL_MIXED_NOTHP,
+                               WL_PAGEFAULT, WL_RAND, WL_REPEAT, WST_WORDS)
 
-AK_BUDDY, AK_PCP, AK_LLFREE = 0, 1, 2
-WL_BULK, WL_REPEAT, WL_RAND, WL_FRAG, WL_PAGEFAULT, WL_MIXED, WL_MIXED_NOTHP = range(7)
 WORKLOADS = ("bulk", "repeat", "rand", "frag", "pagefault", "mixed", "mixed-no-thp")
 ALLOCATORS = ("buddy", "pcp-disabled", "pcp-classic", "pcp-5.14", "pcp-5.18", "pcp-autotune",
               "llfree")
@@ -71,374 +71,31 @@ PCP_KIND = {"pcp-disabled": "disabled", "pcp-classic": "classic", "pcp-5.14": "5
             "pcp-5.18": "5.18", "pcp-autotune": "autotune"}
 MIGRATETYPES = {"unmovable": Z.MIGRATE_UNMOVABLE, "movable": Z.MIGRATE_MOVABLE,
                 "reclaimable": Z.MIGRATE_RECLAIMABLE}
-MIXED_ORDERS = np.array([0, 0, 0, 1, 2, 3, 9], dtype=np.int64)
 MIXED_MEAN_PAGES = 76          # mean block size of MIXED_ORDERS, for sizing A
 MIXED_NOTHP_MEAN_PAGES = 3     # mixed-no-thp draws the first 6 (orders 0,0,0,1,2,3): 17/6
-FRAG_ROUNDS = 100              # linux-alloc-bench's iterations (the paper's x axis)
-FRAG_LOGS = 3                  # fraglog rows: free huge (held-based), free huge (the
-                               # allocator's own count), held blocks; one column per round
-LAT_BUCKETS = O.LAT_BUCKETS
-LAT_SAMPLE_MASK = 15           # time one op in 16
+assert LAT_BUCKETS == O.LAT_BUCKETS
+TEMPLATE = "mmbench.models.pagealloc_driver"
 
-# model counters: column N_LOCK_COUNTERS + index
+# model counters: column N_LOCK_COUNTERS + index (the driver template's C_* columns)
 COUNTER_NAMES = ("ops_alloc", "ops_free", "alloc_fail", "pcp_hits", "pcp_refills", "pcp_drains",
                  "pcp_free_high", "pages_stolen_fallback", "pcp_stranded", "llfree_cas_retries",
                  "llfree_reservations", "llfree_alloc_fail", "llfree_remote_frees",
                  "pcp_decays")
-CB = N_LOCK_COUNTERS
-C_OPS_ALLOC = CB + 0
-C_OPS_FREE = CB + 1
-C_ALLOC_FAIL = CB + 2
-C_PCP = CB + 3                 # pcp_hits, pcp_refills, pcp_drains, pcp_free_high (PCPC_*)
-C_STOLEN = CB + 7
-C_STRANDED = CB + 8
-C_LLF = CB + 9                 # LLF_C_* order
-C_DECAYS = CB + 13             # decay_pcp_high calls (the vmstat timer, see pagealloc_step)
 assert (P.PCPC_HITS, P.PCPC_REFILLS, P.PCPC_DRAINS, P.PCPC_FREE_HIGH,
         P.N_PCP_COUNTERS) == (0, 1, 2, 3, 4)
 assert (L.LLF_C_CAS_RETRIES, L.LLF_C_RESERVATIONS, L.LLF_C_ALLOC_FAIL,
         L.LLF_C_REMOTE_FREES, L.LLF_N_COUNTERS) == (0, 1, 2, 3, 4)
 
-# per-worker state words
-S_PHASE, S_POS, S_NHELD, S_ROUND, S_RNG, S_OPS, S_DECAY = 0, 1, 2, 3, 4, 5, 6
-S_RNG_SAVED, S_RNG_REPLAY, S_FRAG_N, S_SHUF = 7, 8, 9, 10   # frag
-WST_WORDS = 16
 
-ABORTED = -2          # nothing done: the block is still the caller's
-ABORTED_FREED = -3    # the block went onto a pcp list, then a drain was aborted
-
-
-# --- allocator dispatch ------------------------------------------------------------------
-@njit(cache=True, nogil=True, inline="always")
-def _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt, ctl):
-    if ak == AK_BUDDY:
-        return Z.buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, C_STOLEN)
-    if ak == AK_PCP:
-        return P.pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, C_PCP, C_STOLEN)
-    pfn = L.llfree_get(bits, children, trees, local, w, order, cnt, C_LLF)
-    if pfn >= 0:
-        Z.prep_new_page(mm, pfn, order, mt)
-    return pfn
+def driver(allocator: str, workload: str) -> drivers.Driver:
+    """The generated driver that runs ``workload`` on ``allocator``."""
+    ak = AK_BUDDY if allocator == "buddy" else AK_LLFREE if allocator == "llfree" else AK_PCP
+    pk = P.PCP_KINDS[PCP_KIND[allocator]] if ak == AK_PCP else 0
+    return drivers.Driver(TEMPLATE, f"pagealloc-{allocator}-{workload}",
+                          (("AK", ak), ("PCPK", pk), ("WL", WORKLOADS.index(workload))))
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt, ctl):
-    if ak == AK_BUDDY:
-        return Z.buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl)
-    if ak == AK_PCP:
-        r = P.pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, C_PCP)
-        if r == -2 and mm[pfn, Z.PG_REFCOUNT] == 0:
-            return ABORTED_FREED
-        return r
-    Z.free_pages_prepare(mm, pfn)
-    return L.llfree_put(bits, children, trees, local, w, pfn, order, cnt, C_LLF)
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt,
-                 ctl, wst, lat):
-    ops = wst[w, S_OPS]
-    wst[w, S_OPS] = ops + 1
-    if (ops & LAT_SAMPLE_MASK) == 0:
-        t0 = rdtsc()
-        pfn = _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt,
-                     cnt, ctl)
-        lat[w, 0, O.bucket(rdtsc() - t0)] += 1
-    else:
-        pfn = _alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt,
-                     cnt, ctl)
-    if pfn >= 0:
-        cnt[w, C_OPS_ALLOC] += 1
-    elif pfn == -1:
-        cnt[w, C_ALLOC_FAIL] += 1
-    return pfn
-
-
-@njit(cache=True, nogil=True, inline="always")
-def _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e, cnt, ctl,
-                wst, lat):
-    ops = wst[w, S_OPS]
-    wst[w, S_OPS] = ops + 1
-    pfn = e >> 4
-    order = e & 15
-    if (ops & LAT_SAMPLE_MASK) == 0:
-        t0 = rdtsc()
-        r = _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt,
-                  ctl)
-        lat[w, 1, O.bucket(rdtsc() - t0)] += 1
-    else:
-        r = _free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, cnt,
-                  ctl)
-    if r >= 0 or r == ABORTED_FREED:
-        cnt[w, C_OPS_FREE] += 1
-    return r
-
-
-@njit(cache=True, nogil=True)
-def _free_huge(ak, zn, children):
-    """Free 2 MiB blocks: buddy blocks of order >= 9, or entirely free LLFree children."""
-    if ak == AK_LLFREE:
-        c = 0
-        for i in range(children.shape[0]):
-            if children[i] == L.LLF_CHILD_FRAMES:
-                c += 1
-        return c
-    c = 0
-    for o in range(Z.PAGEBLOCK_ORDER, Z.NR_PAGE_ORDERS):
-        c += zn[Z.Z_NR_FREE + o] << (o - Z.PAGEBLOCK_ORDER)
-    return c
-
-
-@njit(cache=True, nogil=True)
-def _frag_shuffle(held, nw, N, cap, wst):
-    """linux-alloc-bench's shuffle of all N*T held slots (slot k is worker k % T's index
-    k / T): for every slot i, swap it with a uniformly random slot j (a plain swap shuffle,
-    not Fisher-Yates, as the benchmark does), worker 0's RNG word S_SHUF."""
-    M = nw * N
-    for i in range(M):
-        j = O.xorshift_next(wst, 0, S_SHUF) % M
-        a = (i % nw) * cap + i // nw
-        b = (j % nw) * cap + j // nw
-        t = held[a]
-        held[a] = held[b]
-        held[b] = t
-
-
-@njit(cache=True, nogil=True)
-def _frag_measure(held, nw, N, cap, per_huge, fraglog, rnd, ak, zn, children):
-    """After a round: huge frames holding no held frame (free in the allocator or on a
-    pcp list), the allocator's own free-huge count, and the held blocks."""
-    per_huge[:] = 0
-    nheld = 0
-    for w in range(nw):
-        for i in range(N):
-            e = held[w * cap + i]
-            if e >= 0:
-                nheld += 1
-                pfn = e >> 4
-                last = pfn + (1 << (e & 15)) - 1
-                for h in range(pfn >> Z.PAGEBLOCK_ORDER, (last >> Z.PAGEBLOCK_ORDER) + 1):
-                    per_huge[h] += 1
-    free = 0
-    for h in range(per_huge.shape[0]):
-        if per_huge[h] == 0:
-            free += 1
-    fraglog[0, rnd] = free
-    fraglog[1, rnd] = _free_huge(ak, zn, children)
-    fraglog[2, rnd] = nheld
-
-
-# What a planned op does once the allocator has answered (see pagealloc_step).
-POST_FILL, POST_FREE_POS, POST_TRANSIENT, POST_MIXED, POST_FRAG_FREE, POST_FRAG_ALLOC = range(6)
-ACT_NONE, ACT_ALLOC, ACT_FREE = 0, 1, 2
-
-
-@kernel
-def pagealloc_step(ak, wl, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
-                   perm, frag_huge, fraglog, data, cnt, ctl, w, nw, n, order, mt, A, cap,
-                   page_words, data_pages, decay_interval):
-    """Run about ``n`` alloc/free ops of workload ``wl``; returns the ops done.
-
-    Each iteration first *plans* one step of the worker's state machine (which block to
-    allocate or free, or a barrier), then performs it at the one allocation site or the one
-    free site below, then commits the outcome.  One site each lets the allocator fast paths
-    be compiled inline: a Numba call passing a dozen arrays costs ~30 ns of argument
-    marshalling per op, more than a whole PCP hit.
-
-    Returns early when a kernel barrier or a lock reports stop/abort (the state stays
-    consistent: a block is always either held or given to the allocator).
-    """
-    done = 0
-    hb = w * cap
-    while done < n:
-        if load_relaxed(ctl, CTL_STOP) != 0:   # see lockbench: oversubscribed convoys
-            return done
-        if decay_interval > 0 and \
-                load_relaxed(ctl, CTL_CLOCK_MS) >= decay_interval * (wst[w, S_DECAY] + 1):
-            # vmstat_update's decay_pcp_high: once per interval of the harness clock, whatever
-            # the op rate; a late timer runs once, as a deferrable timer does.
-            wst[w, S_DECAY] = load_relaxed(ctl, CTL_CLOCK_MS) // decay_interval
-            cnt[w, C_DECAYS] += 1
-            if P.decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, C_PCP) == -2:
-                return done
-        ph = wst[w, S_PHASE]
-        act = ACT_NONE
-        post = POST_FILL
-        a_order = order
-        a_mt = mt
-        slot = -1            # held[] index the block comes from / goes to
-        e = np.int64(-1)     # the held entry being freed
-        aux = 0              # position / round step to advance after the op
-        # ---- plan ------------------------------------------------------------------------
-        if ph == 0 and (wl == WL_BULK or wl == WL_RAND or wl == WL_FRAG):
-            # bulk, rand and frag all start by filling A slots (frag: its N)
-            pos = wst[w, S_POS]
-            if pos < A:
-                act, post, slot = ACT_ALLOC, POST_FILL, hb + pos
-            else:
-                wst[w, S_PHASE] = 1
-        elif wl == WL_BULK or wl == WL_RAND:
-            if ph == 1 or ph == 3:
-                if not kernel_barrier(ctl, nw):
-                    return done
-                wst[w, S_PHASE] = 2 if ph == 1 else 0
-                wst[w, S_POS] = 0
-            else:
-                pos = wst[w, S_POS]
-                if pos < A:
-                    if wl == WL_BULK:
-                        idx = hb + pos
-                    else:
-                        g = perm[w * A + pos]
-                        idx = (g // A) * cap + g % A
-                    # rand frees other workers' blocks: claim the slot atomically.
-                    e = xchg(held, idx, -1)
-                    if e >= 0:
-                        act, post, slot, aux = ACT_FREE, POST_FREE_POS, idx, pos + 1
-                    else:
-                        wst[w, S_POS] = pos + 1
-                else:
-                    wst[w, S_PHASE] = 3
-        elif wl == WL_REPEAT or wl == WL_PAGEFAULT or wl == WL_MIXED or wl == WL_MIXED_NOTHP:
-            if ph == 0 and wl == WL_REPEAT and wst[w, S_POS] < A:
-                act, post, slot = ACT_ALLOC, POST_FILL, hb + wst[w, S_POS]
-            else:
-                wst[w, S_PHASE] = 1
-                if wl == WL_MIXED or wl == WL_MIXED_NOTHP:
-                    nh = wst[w, S_NHELD]
-                    r = O.xorshift_next(wst, w, S_RNG)
-                    if nh < A and (nh < A // 2 or (r & 1) != 0):
-                        a_order = MIXED_ORDERS[(r >> 1) % (7 if wl == WL_MIXED else 6)]
-                        a_mt = Z.MIGRATE_MOVABLE
-                        sel = (r >> 8) & 7
-                        if a_order != 9 and sel == 0:
-                            a_mt = Z.MIGRATE_UNMOVABLE
-                        elif a_order != 9 and sel == 1:
-                            a_mt = Z.MIGRATE_RECLAIMABLE
-                        act, post, slot = ACT_ALLOC, POST_MIXED, hb + nh
-                    elif nh > 0:
-                        j = (r >> 1) % nh
-                        e = held[hb + j]
-                        held[hb + j] = held[hb + nh - 1]
-                        held[hb + nh - 1] = -1
-                        wst[w, S_NHELD] = nh - 1
-                        act, post, slot = ACT_FREE, POST_MIXED, hb + nh - 1
-                    else:
-                        done += 1
-                else:
-                    # The transient block's slot: allocated in one step, freed in the next.
-                    slot = hb + A
-                    if held[slot] >= 0:
-                        e = held[slot]
-                        held[slot] = -1
-                        act, post = ACT_FREE, POST_TRANSIENT
-                    else:
-                        act, post = ACT_ALLOC, POST_TRANSIENT
-                        if wl == WL_PAGEFAULT:
-                            a_order, a_mt = 0, Z.MIGRATE_MOVABLE
-        else:  # WL_FRAG, past its fill phase (phases: see the module docstring)
-            H = A // 2
-            R = max(H // 10, 1)
-            if ph == 1 or ph == 2 or ph == 4 or ph == 6 or ph == 8 or ph == 9:
-                if not kernel_barrier(ctl, nw):
-                    return done
-                if ph == 1:
-                    if w == 0:      # the others wait at the next barrier meanwhile
-                        _frag_shuffle(held, nw, A, cap, wst)
-                    wst[w, S_PHASE] = 2
-                elif ph == 2:
-                    wst[w, S_PHASE] = 3
-                    wst[w, S_POS] = H
-                elif ph == 6:
-                    wst[w, S_PHASE] = 7
-                    wst[w, S_FRAG_N] = 0
-                    wst[w, S_RNG_REPLAY] = wst[w, S_RNG_SAVED]
-                elif ph == 8:
-                    rnd = wst[w, S_ROUND]
-                    if w == 0 and rnd < FRAG_ROUNDS:
-                        _frag_measure(held, nw, A, cap, frag_huge, fraglog, rnd, ak, zn,
-                                      children)
-                    wst[w, S_PHASE] = 9
-                else:   # ph 4 (after the initial free) or 9 (after a measurement)
-                    if ph == 9:
-                        wst[w, S_ROUND] += 1
-                    wst[w, S_PHASE] = 5
-                    wst[w, S_FRAG_N] = 0
-                    wst[w, S_RNG_SAVED] = wst[w, S_RNG]
-            elif ph == 3:
-                # the initial free: the second half of the worker's own slots
-                pos = wst[w, S_POS]
-                if pos < A:
-                    e = held[hb + pos]
-                    if e >= 0:
-                        held[hb + pos] = -1
-                        act, post, slot, aux = ACT_FREE, POST_FREE_POS, hb + pos, pos + 1
-                    else:
-                        wst[w, S_POS] = pos + 1
-                else:
-                    wst[w, S_PHASE] = 4
-            elif ph == 5:
-                # phase 1: free R random held slots (a slot already freed is skipped)
-                if wst[w, S_FRAG_N] < R:
-                    j = O.xorshift_next(wst, w, S_RNG) % H
-                    e = held[hb + j]
-                    if e >= 0:
-                        held[hb + j] = -1
-                        act, post, slot = ACT_FREE, POST_FRAG_FREE, hb + j
-                else:
-                    wst[w, S_PHASE] = 6
-            else:
-                # phase 2: replay the round's random sequence, refilling each empty slot
-                if wst[w, S_FRAG_N] < R:
-                    j = O.xorshift_next(wst, w, S_RNG_REPLAY) % H
-                    if held[hb + j] < 0:
-                        act, post, slot = ACT_ALLOC, POST_FRAG_ALLOC, hb + j
-                else:
-                    wst[w, S_PHASE] = 8
-        # ---- perform: the one allocation site and the one free site ------------------------
-        if act == ACT_ALLOC:
-            pfn = _timed_alloc(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local,
-                               w, a_order, a_mt, cnt, ctl, wst, lat)
-            if pfn == ABORTED:
-                return done
-            done += 1
-            if post == POST_FILL:
-                held[slot] = (pfn << 4) | a_order if pfn >= 0 else -1
-                wst[w, S_POS] += 1
-            elif post == POST_FRAG_ALLOC:
-                if pfn >= 0:
-                    held[slot] = (pfn << 4) | a_order
-                wst[w, S_FRAG_N] += 1    # a failed refill is not retried (no livelock)
-            elif pfn >= 0:
-                held[slot] = (pfn << 4) | a_order
-                if post == POST_MIXED:
-                    wst[w, S_NHELD] += 1
-                elif post == POST_TRANSIENT and wl == WL_PAGEFAULT:
-                    # The fault handler zeroes / writes the new page: real stores to real memory.
-                    # Each worker writes its own part of the data area: page contents are
-                    # private to the faulting CPU; sharing rows between workers (same
-                    # pfn % data_pages) would add cache-line traffic no real fault has.
-                    row = (w * data_pages + pfn % data_pages) * page_words
-                    for i in range(page_words):
-                        data[row + i] = pfn + i
-        elif act == ACT_FREE:
-            r = _timed_free(ak, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e,
-                            cnt, ctl, wst, lat)
-            if r == ABORTED:
-                held[slot] = e          # still ours: put it back where check() will see it
-                if post == POST_MIXED:
-                    wst[w, S_NHELD] += 1
-            if r == ABORTED or r == ABORTED_FREED:
-                return done
-            done += 1
-            if post == POST_FREE_POS:
-                wst[w, S_POS] = aux
-            elif post == POST_FRAG_FREE:
-                wst[w, S_FRAG_N] += 1
-    return done
-
-
-@njit(cache=True, nogil=True)
+@helper
 def _mark_held(mm, held, mark, errs):
     """Mark every held block's frames; errors: [1, pfn] bad refcount, [2, pfn] in two places."""
     n = 0
@@ -564,10 +221,6 @@ class PageAllocModel(Model):
     def _aged(p):
         return p["allocator"] != "llfree" and p["workload"] != "frag" and p["aged_blocks"] > 0
 
-    def _ak(self, p):
-        a = p["allocator"]
-        return AK_BUDDY if a == "buddy" else AK_LLFREE if a == "llfree" else AK_PCP
-
     def layout(self, p, nworkers):
         F = p["nframes"]
         A, cap = self.sizes(p, nworkers)
@@ -641,34 +294,45 @@ class PageAllocModel(Model):
         if p["workload"] == "rand":
             arrays["pa_perm"][:] = rng.permutation(nworkers * A)
 
+    def compile_key(self, p):
+        """One driver per (allocator, pattern): points that share it compile once."""
+        return (p["allocator"], p["workload"])
+
     def compile(self, p):
-        a = {k: np.zeros(s.shape, s.dtype) for k, s in
-             ((s.name, s) for s in self.layout(dict(p, nframes=L.LLF_TREE_FRAMES,
-                                                     workload="bulk", data_pages=1), 1))}
+        """Load (or compile) the point's driver and the setup kernels, on scratch arrays."""
+        q = dict(p, nframes=L.LLF_TREE_FRAMES, data_pages=1, max_workers=1,
+                 sweep_max_workers=1, node_cpus=1, pcp_from_box=False)
+        a = {s.name: np.zeros(s.shape, s.dtype) for s in self.layout(q, 1)}
         a["counters"] = np.zeros((1, self.counter_columns()), np.int64)
         a["ctl"] = np.zeros(64, np.int64)
-        self._call(a, p, 0, 1, 0, AK_BUDDY)
+        self.setup(a, q, 1, 0)
+        self._mark_check(a, q)
+        self.step(self.worker_init(a, q, 0, 1), 0)
 
-    def _call(self, a, p, w, nw, n, ak=None):
-        A, cap = self.sizes(p, nw)
-        return pagealloc_step(
-            self._ak(p) if ak is None else ak, WORKLOADS.index(p["workload"]),
-            a["zone_mm"], a["zone_pb"], a["zone_fl"], a["zone_zn"], a["zone_lock"], a["pcp"],
-            a["llf_bits"], a["llf_children"], a["llf_trees"], a["llf_local"], a["pa_held"],
-            a["pa_wst"], a["pa_lat"], a["pa_perm"], a["pa_frag_huge"], a["pa_fraglog"],
-            a["pa_data"], a["counters"], a["ctl"], w, nw, n, p["order"],
-            MIGRATETYPES[p["migratetype"]], A, cap, p["page_bytes"] // 8, p["data_pages"],
-            p["decay_interval_ms"] if p["allocator"] == "pcp-autotune" else 0)
+    def _mark_check(self, a, q):
+        mark = np.zeros(q["nframes"], np.int32)
+        _mark_held(a["zone_mm"], a["pa_held"], mark, np.zeros((16, 2), np.int64))
+
+    def driver_module(self, p):
+        return drivers.load(driver(p["allocator"], p["workload"]))
 
     def worker_init(self, arrays, p, worker, nworkers):
-        return (arrays, p, worker, nworkers)
+        a = arrays
+        A, cap = self.sizes(p, nworkers)
+        head = (a["zone_mm"], a["zone_pb"], a["zone_fl"], a["zone_zn"], a["zone_lock"], a["pcp"],
+                a["llf_bits"], a["llf_children"], a["llf_trees"], a["llf_local"], a["pa_held"],
+                a["pa_wst"], a["pa_lat"], a["pa_perm"], a["pa_frag_huge"], a["pa_fraglog"],
+                a["pa_data"], a["counters"], a["ctl"], worker, nworkers)
+        tail = (p["order"], MIGRATETYPES[p["migratetype"]], A, cap, p["page_bytes"] // 8,
+                p["data_pages"], p["decay_interval_ms"] if p["allocator"] == "pcp-autotune" else 0)
+        return (self.driver_module(p).drive, head, tail, arrays, p, worker, nworkers)
 
     def step(self, ctx, n):
-        arrays, p, w, nw = ctx
-        return self._call(arrays, p, w, nw, n)
+        drive, head, tail = ctx[0], ctx[1], ctx[2]
+        return drive(*head, n, *tail)
 
     def worker_finish(self, ctx):
-        arrays, p, w, nw = ctx
+        arrays, w = ctx[3], ctx[5]
         arrays["counters"][w, C_STRANDED] = arrays["pcp"][w * P.PCP_WORDS + P.P_COUNT]
 
     def check(self, arrays, p, nworkers):

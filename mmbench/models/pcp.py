@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from ..jit import helper, hot
 
 from ..atomics import cas, load_relaxed, store_relaxed, store_release
 from ..locks import spin_lock, spin_unlock
@@ -106,7 +107,7 @@ def _clamp(v, lo, hi):
 
 
 # --- zone side: one zone->lock acquisition per batch -----------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def rmqueue_bulk(mm, pb, fl, zn, lk, w, order, count, mt, pcp, h, cnt, ctl, cs):
     """Take ``count`` blocks of ``order`` under ONE zone->lock acquisition onto the list tail.
 
@@ -125,7 +126,7 @@ def rmqueue_bulk(mm, pb, fl, zn, lk, w, order, count, mt, pcp, h, cnt, ctl, cs):
     return i
 
 
-@njit(cache=True, nogil=True)
+@helper
 def free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, count, pindex, cnt, ctl):
     """6.7 free_pcppages_bulk: under one zone->lock, round robin over the non-empty lists
     starting at ``pindex``, each list drained from its tail (coldest) until ``count`` pages
@@ -160,7 +161,7 @@ def free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, count, pindex, cnt, ctl):
     return True
 
 
-@njit(cache=True, nogil=True)
+@helper
 def free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
     """5.13 free_pcppages_bulk: pick ``count`` order-0 pages off the list tails (round robin,
     ``batch_free`` grows past empty lists), then free them under one zone->lock."""
@@ -212,7 +213,7 @@ def free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
     return True
 
 
-@njit(cache=True, nogil=True)
+@helper
 def free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
     """5.14-5.17 free_pcppages_bulk: pick pages off the tails of all 14 lists round robin
     (``batch_free`` grows past empty lists; the only non-empty list is emptied), in pick
@@ -278,7 +279,7 @@ def free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
 
 
 # --- the 5.14-6.6 sizing rules ----------------------------------------------------------
-@njit(cache=True, nogil=True)
+@hot
 def nr_pcp_high_v514(pcp, base, zn, free_high):
     """5.14-6.6 nr_pcp_high: high, 0 for free_high (5.18+), batch << 2 under reclaim."""
     high = pcp[base + P_HIGH]
@@ -289,7 +290,7 @@ def nr_pcp_high_v514(pcp, base, zn, free_high):
     return min(pcp[base + P_BATCH] << 2, high)
 
 
-@njit(cache=True, nogil=True)
+@hot
 def nr_pcp_free_v514(pcp, base, high, batch, free_high):
     """5.14-6.6 nr_pcp_free: everything for free_high (5.18+); else batch << free_factor
     clamped to [batch, high - batch], free_factor growing while that stays below the max."""
@@ -306,7 +307,7 @@ def nr_pcp_free_v514(pcp, base, high, batch, free_high):
 
 
 # --- the 6.7 sizing rules --------------------------------------------------------------
-@njit(cache=True, nogil=True)
+@helper
 def nr_pcp_alloc(pcp, base, zn, order):
     base_batch = pcp[base + P_BATCH]
     high_min = pcp[base + P_HIGH_MIN]
@@ -332,7 +333,7 @@ def nr_pcp_alloc(pcp, base, zn, order):
     return batch
 
 
-@njit(cache=True, nogil=True)
+@hot
 def nr_pcp_high(pcp, base, zn, batch, free_high):
     high_min = pcp[base + P_HIGH_MIN]
     high_max = pcp[base + P_HIGH_MAX]
@@ -361,7 +362,7 @@ def nr_pcp_high(pcp, base, zn, batch, free_high):
     return high
 
 
-@njit(cache=True, nogil=True)
+@hot
 def nr_pcp_free(pcp, base, batch, high, free_high):
     if free_high:
         return min(pcp[base + P_COUNT], batch << PCP_BATCH_SCALE_MAX)
@@ -380,7 +381,7 @@ def _pcp_unlock(pcp, base):
     store_release(pcp, base + P_LOCK, 0)
 
 
-@njit(cache=True, nogil=True)
+@hot
 def _note_watermark(zn, order):
     # get_page_from_freelist's ZONE_BELOW_HIGH detection (6.7), done on every allocation.
     if (load_relaxed(zn, Z_FLAGS) & ZONE_BELOW_HIGH) == 0:
@@ -389,44 +390,57 @@ def _note_watermark(zn, order):
 
 
 # --- alloc / free ------------------------------------------------------------------------
-@njit(cache=True, nogil=True, inline="always")
-def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
-    """rmqueue: pcp list first (refilled by rmqueue_bulk), the buddy for other orders.
+# Where an allocation was served (the second value pcp_alloc_k returns).
+SRC_HIT = 0              # off a non-empty pcp list
+SRC_REFILL = 1           # the list was empty: rmqueue_bulk ran (an empty refill falls back
+                         # to the buddy and still counts here)
+SRC_BYPASS = 2           # never looked at the list: not a pcp order, or the trylock failed
 
-    Returns the pfn, -1 when out of memory, -2 when the run was aborted.
+
+@hot
+def pcp_alloc_k(kind, mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
+    """rmqueue for pcp flavour ``kind``: pcp list first (refilled by rmqueue_bulk), the buddy
+    for other orders.
+
+    Returns (pfn, src): pfn, -1 when out of memory, -2 when the run was aborted; src is
+    SRC_HIT, SRC_REFILL or SRC_BYPASS.  Refills count into cnt[w, cc + PCPC_REFILLS]; hits
+    are the caller's to count (a driver keeps them in a register).  ``kind`` is a
+    compile-time constant in the drivers, so only its flavour's code is left.
     """
     base = w * PCP_WORDS
-    if pcp[base + P_KIND] == PCP_CLASSIC:
+    if kind == PCP_CLASSIC:
         if order != 0:
-            return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs)
+            return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs), SRC_BYPASS
         h = base + P_LISTS + 2 * mt
+        src = SRC_HIT
         if pcp[h] == -1:
+            src = SRC_REFILL
             got = rmqueue_bulk(mm, pb, fl, zn, lk, w, 0, pcp[base + P_BATCH], mt, pcp, h, cnt,
                                ctl, cs)
             if got < 0:
-                return -2
+                return -2, src
             cnt[w, cc + PCPC_REFILLS] += 1
             pcp[base + P_COUNT] += got
             if got == 0:
-                return -1
-        else:
-            cnt[w, cc + PCPC_HITS] += 1
+                return -1, src
         pfn = pcp[h]
         list_del(mm, pcp, h, pfn)
         pcp[base + P_COUNT] -= 1
         prep_new_page(mm, pfn, 0, mt)
-        return pfn
-    modern = pcp[base + P_KIND] == PCP_MODERN
+        return pfn, src
+    modern = kind == PCP_MODERN
     if modern:
         _note_watermark(zn, order)
     if not pcp_allowed_order(order) or not _pcp_trylock(pcp, base):
-        return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs)
+        return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs), SRC_BYPASS
     if modern:
         pcp[base + P_FREE_COUNT] >>= 1
     else:
         pcp[base + P_FREE_FACTOR] >>= 1
     h = base + P_LISTS + 2 * order_to_pindex(mt, order)
+    src = SRC_HIT
     if pcp[h] == -1:
+        src = SRC_REFILL
         if modern:
             batch = nr_pcp_alloc(pcp, base, zn, order)
         else:
@@ -436,27 +450,36 @@ def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
         got = rmqueue_bulk(mm, pb, fl, zn, lk, w, order, batch, mt, pcp, h, cnt, ctl, cs)
         if got < 0:
             _pcp_unlock(pcp, base)
-            return -2
+            return -2, src
         cnt[w, cc + PCPC_REFILLS] += 1
         pcp[base + P_COUNT] += got << order
         if got == 0:
             _pcp_unlock(pcp, base)
-            return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs)
-    else:
-        cnt[w, cc + PCPC_HITS] += 1
+            return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs), src
     pfn = pcp[h]
     list_del(mm, pcp, h, pfn)
     pcp[base + P_COUNT] -= 1 << order
     _pcp_unlock(pcp, base)
     prep_new_page(mm, pfn, order, mt)
-    return pfn
+    return pfn, src
 
 
 @njit(cache=True, nogil=True, inline="always")
-def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
-    """free_unref_page: onto the local list; drain when count reaches high.  0, or -2 aborted."""
+def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
+    """pcp_alloc_k for the flavour the pageset was set up with; counts hits into
+    cnt[w, cc + PCPC_HITS].  Returns the pfn, -1 when out of memory, -2 when aborted."""
+    pfn, src = pcp_alloc_k(pcp[w * PCP_WORDS + P_KIND], mm, pb, fl, zn, lk, pcp, w, order, mt,
+                           cnt, ctl, cc, cs)
+    if src == SRC_HIT and pfn >= 0:
+        cnt[w, cc + PCPC_HITS] += 1
+    return pfn
+
+
+@hot
+def pcp_free_k(kind, mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
+    """free_unref_page for pcp flavour ``kind``: onto the local list; drain when count
+    reaches high.  0, or -2 aborted."""
     base = w * PCP_WORDS
-    kind = pcp[base + P_KIND]
     mt = get_pageblock_migratetype(pb, pfn)
     if (kind == PCP_CLASSIC and order != 0) or not pcp_allowed_order(order) \
             or mt == MIGRATE_ISOLATE:
@@ -528,7 +551,14 @@ def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
     return 0 if ok else -2
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
+def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
+    """pcp_free_k for the flavour the pageset was set up with.  0, or -2 aborted."""
+    return pcp_free_k(pcp[w * PCP_WORDS + P_KIND], mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt,
+                      ctl, cc)
+
+
+@helper
 def decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, cc):
     """decay_pcp_high (vmstat_update's periodic work): shrink high by 1/8, free the excess."""
     base = w * PCP_WORDS
@@ -553,7 +583,7 @@ def decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, cc):
     return todo
 
 
-@njit(cache=True, nogil=True)
+@helper
 def drain_pages_zone(mm, pb, fl, zn, lk, pcp, w, cnt, ctl):
     """drain_pages_zone: return every page on worker w's lists to the buddy allocator."""
     base = w * PCP_WORDS
@@ -656,7 +686,7 @@ def pcp_init(pcp, w: int, kind: int, batch: int, high_min: int, high_max: int,
     pcp[base + P_FLAGS] = flags
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _pcp_check_kernel(mm, pcp, nworkers, mark, errs):
     """Walk every pcp list; mark its frames; errors: 1 link, 2 count, 3 buddy/refcount, 4 dup."""
     n = 0

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 from numba import njit
+from ..jit import helper, hot
 
 from ..atomics import load_relaxed, store_relaxed
 from ..locks import spin_lock, spin_unlock
@@ -171,7 +172,7 @@ def set_pageblock_migratetype(pb, pfn, mt):
     pb[i] = (pb[i] & ~PB_MIGRATETYPE_MASK) | mt
 
 
-@njit(cache=True, nogil=True)
+@helper
 def change_pageblock_range(pb, pfn, order, mt):
     n = 1
     if order > PAGEBLOCK_ORDER:
@@ -200,7 +201,7 @@ def _account_freepages(zn, nr, mt):
         zn[Z_FREE_CMA] += nr
 
 
-@njit(cache=True, nogil=True)
+@hot
 def add_to_free_list(mm, fl, zn, pfn, order, mt, tail):
     """Mark ``pfn`` a free block of ``order`` (PG_buddy, private) and link it into free_list[mt]."""
     mm[pfn, PG_FLAGS] |= PGF_BUDDY
@@ -210,7 +211,7 @@ def add_to_free_list(mm, fl, zn, pfn, order, mt, tail):
     _account_freepages(zn, 1 << order, mt)
 
 
-@njit(cache=True, nogil=True)
+@hot
 def del_page_from_free_list(mm, fl, zn, pfn, order, mt):
     list_del(mm, fl, fl_index(order, mt), pfn)
     mm[pfn, PG_FLAGS] &= ~PGF_BUDDY
@@ -219,7 +220,7 @@ def del_page_from_free_list(mm, fl, zn, pfn, order, mt):
     _account_freepages(zn, -(1 << order), mt)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def move_to_free_list(mm, fl, zn, pfn, order, old_mt, new_mt):
     """list_move_tail to free_list[new_mt] (the kernel's move_to_free_list)."""
     list_del(mm, fl, fl_index(order, old_mt), pfn)
@@ -239,7 +240,7 @@ def page_is_buddy(mm, zn, pfn, order):
             and ((f >> ZONES_PGSHIFT) & ZONES_MASK) == zn[Z_ID])
 
 
-@njit(cache=True, nogil=True)
+@hot
 def expand(mm, fl, zn, pfn, low, high, mt):
     """Split a block of order ``high`` down to ``low``: upper halves go to the list heads."""
     size = 1 << high
@@ -249,7 +250,7 @@ def expand(mm, fl, zn, pfn, low, high, mt):
         add_to_free_list(mm, fl, zn, pfn + size, high, mt, False)
 
 
-@njit(cache=True, nogil=True)
+@hot
 def rmqueue_smallest(mm, fl, zn, order, mt):
     """__rmqueue_smallest: the first block of the smallest order >= ``order`` on free_list[mt]."""
     for o in range(order, NR_PAGE_ORDERS):
@@ -270,7 +271,7 @@ def can_steal_fallback(order, start_mt):
             or start_mt == MIGRATE_UNMOVABLE)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def find_suitable_fallback(fl, order, start_mt):
     """First fallback migratetype with a block of ``order`` (-1 when none)."""
     for i in range(2):
@@ -280,7 +281,7 @@ def find_suitable_fallback(fl, order, start_mt):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def move_freepages(mm, pb, fl, zn, start, end, old_mt, new_mt):
     """Move the free blocks whose head lies in [start, end] to free_list[new_mt]; pages moved."""
     moved = 0
@@ -296,7 +297,7 @@ def move_freepages(mm, pb, fl, zn, start, end, old_mt, new_mt):
     return moved
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _steal_suitable_fallback(mm, pb, fl, zn, pfn, current_order, order, start_mt, whole_block,
                              block_mt):
     """steal_suitable_fallback / try_to_claim_block (6.10 rules, ALLOC_NOFRAGMENT not modelled)."""
@@ -339,7 +340,7 @@ def _steal_suitable_fallback(mm, pb, fl, zn, pfn, current_order, order, start_mt
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@helper
 def rmqueue_fallback(mm, pb, fl, zn, order, start_mt):
     """__rmqueue_fallback: steal from another migratetype, largest order first."""
     current = -1
@@ -366,7 +367,7 @@ def rmqueue_fallback(mm, pb, fl, zn, order, start_mt):
     return _steal_suitable_fallback(mm, pb, fl, zn, pfn, current, order, start_mt, can_steal, fmt)
 
 
-@njit(cache=True, nogil=True)
+@hot
 def rmqueue_locked(mm, pb, fl, zn, order, mt, cnt, w, c_stolen):
     """__rmqueue under zone->lock: own list, CMA for movable requests, then fallback stealing.
 
@@ -391,7 +392,7 @@ def rmqueue_locked(mm, pb, fl, zn, order, mt, cnt, w, c_stolen):
     return pfn
 
 
-@njit(cache=True, nogil=True)
+@hot
 def prep_new_page(mm, pfn, order, mt):
     """The page leaves the allocator: refcount 1, unmapped, LRU-able if movable."""
     f = mm[pfn, PG_FLAGS] & ~(PGF_LRU | PGF_HEAD)
@@ -405,7 +406,7 @@ def prep_new_page(mm, pfn, order, mt):
     mm[pfn, PG_PRIVATE] = 0
 
 
-@njit(cache=True, nogil=True)
+@hot
 def free_pages_prepare(mm, pfn):
     """The page returns to the allocator: refcount 0, flags cleared of LRU/head."""
     mm[pfn, PG_FLAGS] &= ~(PGF_LRU | PGF_HEAD)
@@ -413,7 +414,7 @@ def free_pages_prepare(mm, pfn):
     mm[pfn, PG_MAPCOUNT] = -1
 
 
-@njit(cache=True, nogil=True)
+@hot
 def free_one_page_locked(mm, pb, fl, zn, pfn, order, mt, to_tail):
     """__free_one_page: merge with free buddies (pfn ^ 1 << order) and insert the result.
 
@@ -442,7 +443,7 @@ def free_one_page_locked(mm, pb, fl, zn, pfn, order, mt, to_tail):
     add_to_free_list(mm, fl, zn, pfn, order, mt, to_tail)
 
 
-@njit(cache=True, nogil=True, inline="always")
+@hot
 def buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, c_stolen):
     """rmqueue_buddy: one zone->lock acquisition per block.  -1 no memory, -2 run aborted."""
     if not spin_lock(lk, 0, w, cnt, ctl):
@@ -454,7 +455,7 @@ def buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, c_stolen):
     return pfn
 
 
-@njit(cache=True, nogil=True, inline="always")
+@hot
 def buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl):
     """free_one_page: __free_one_page under zone->lock.  0, or -2 if the run was aborted."""
     if not spin_lock(lk, 0, w, cnt, ctl):
@@ -467,7 +468,7 @@ def buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl):
 
 
 # --- memmap init and handing ranges to the buddy allocator ---------------------------
-@njit(cache=True, nogil=True)
+@helper
 def init_single_pages(mm, start, end, zone_id, node):
     """__init_single_page for [start, end): flags with zone/node/section, refcount 1, reserved."""
     for pfn in range(start, end):
@@ -482,7 +483,7 @@ def init_single_pages(mm, start, end, zone_id, node):
         mm[pfn, PG_INDEX] = 0
 
 
-@njit(cache=True, nogil=True)
+@helper
 def free_pages_core_locked(mm, pb, fl, zn, pfn, order):
     """__free_pages_core: clear reserved, refcount 0 on every page, free the block to the tail."""
     for p in range(pfn, pfn + (1 << order)):
@@ -492,7 +493,7 @@ def free_pages_core_locked(mm, pb, fl, zn, pfn, order):
     free_one_page_locked(mm, pb, fl, zn, pfn, order, get_pageblock_migratetype(pb, pfn), True)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def free_range_to_buddy_locked(mm, pb, fl, zn, start, end):
     """Hand [start, end) to the buddy allocator in the largest aligned blocks (max order 10)."""
     pfn = start
@@ -504,14 +505,14 @@ def free_range_to_buddy_locked(mm, pb, fl, zn, start, end):
         pfn += 1 << order
 
 
-@njit(cache=True, nogil=True)
+@helper
 def set_pageblock_range(pb, start, end, mt):
     """Set the migratetype of every pageblock that [start, end) touches (memmap init: MOVABLE)."""
     for i in range(start >> PAGEBLOCK_ORDER, ((end - 1) >> PAGEBLOCK_ORDER) + 1):
         pb[i] = (pb[i] & ~PB_MIGRATETYPE_MASK) | mt
 
 
-@njit(cache=True, nogil=True)
+@helper
 def free_block_containing(mm, zn, pfn):
     """Head pfn of the free buddy block that contains ``pfn``, or -1 (the kernel's is_free_buddy_page)."""
     for order in range(NR_PAGE_ORDERS):
@@ -523,7 +524,7 @@ def free_block_containing(mm, zn, pfn):
     return -1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def split_free_block_at_pageblocks(mm, pb, fl, zn, head):
     """Split a free block larger than a pageblock into pageblock-order blocks (split_large_buddy)."""
     order = mm[head, PG_PRIVATE]
@@ -536,7 +537,7 @@ def split_free_block_at_pageblocks(mm, pb, fl, zn, head):
         add_to_free_list(mm, fl, zn, p, PAGEBLOCK_ORDER, get_pageblock_migratetype(pb, p), True)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def set_migratetype_isolate_locked(mm, pb, fl, zn, pfn):
     """Isolate the pageblock of ``pfn``: relabel MIGRATE_ISOLATE and move its free pages there.
 
@@ -556,7 +557,7 @@ def set_migratetype_isolate_locked(mm, pb, fl, zn, pfn):
     return old
 
 
-@njit(cache=True, nogil=True)
+@helper
 def unset_migratetype_isolate_locked(mm, pb, fl, zn, pfn, mt):
     """Undo isolation: relabel ``mt``, move the free pages back and let them merge again."""
     start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
@@ -639,7 +640,7 @@ def zone_build(mm, pb, fl, zn, start_pfn: int, spanned: int, holes=()) -> None:
     zone_set_watermarks(zn)
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _age_free(mm, pb, fl, zn, resident, order):
     """Hand every non-resident frame to the buddy allocator one page at a time, in the
     given (shuffled) order, so that holes merge as far as their neighbours allow; resident
@@ -693,7 +694,7 @@ _ERR_TEXT = {
 }
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _err(errs, n, code, a, b, c, d):
     if n < errs.shape[0]:
         errs[n, 0] = code
@@ -704,7 +705,7 @@ def _err(errs, n, code, a, b, c, d):
     return n + 1
 
 
-@njit(cache=True, nogil=True)
+@helper
 def _zone_check_kernel(mm, pb, fl, zn, mark, errs):
     """Walk every free list; mark each free frame in ``mark`` (+1).  Returns the error count."""
     n = 0
