@@ -34,15 +34,9 @@ def _cache_base() -> str:
 
 os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 if "NUMBA_CACHE_DIR" not in os.environ:
-    # Kernels are stamped with their own file and its import closure (mmbench.jitcache), so
-    # one directory serves every version of the sources; without that locator, fall back
-    # to a directory per package hash (any edit recompiles everything).
+    # One directory serves every version of the sources: mmbench.jit installs a cache locator
+    # that stamps each kernel with its file and its import closure (mmbench.jitcache), and
+    # falls back to a directory per package hash where Numba lacks the hook.
     os.environ["NUMBA_CACHE_DIR"] = os.path.join(_cache_base(), "numba")
-    from . import jitcache as _jitcache
-    if not _jitcache.install():
-        os.environ["NUMBA_CACHE_DIR"] = os.path.join(_cache_base(), f"numba-{SOURCE_HASH}")
-    import numba as _numba
-    _numba.config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]
-else:
-    from . import jitcache as _jitcache
-    _jitcache.install()
+    if "numba" in sys.modules:  # imported before us: its config is already read
+        sys.modules["numba"].config.CACHE_DIR = os.environ["NUMBA_CACHE_DIR"]

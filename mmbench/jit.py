@@ -13,7 +13,16 @@ lock, were being measured.  The price: an entry kernel may not allocate arrays
 (``np.empty`` inside); it is handed every array it uses.  Helpers keep plain
 ``njit(cache=True, nogil=True)`` and are compiled into their callers.
 """
+import os
+
+import numba
 from numba import njit
+
+from . import SOURCE_HASH, _cache_base, jitcache
+
+# Before any kernel is decorated (every module with kernels imports this one).
+if not jitcache.install() and numba.config.CACHE_DIR == os.path.join(_cache_base(), "numba"):
+    numba.config.CACHE_DIR = os.path.join(_cache_base(), f"numba-{SOURCE_HASH}")
 
 kernel = njit(cache=True, nogil=True, _nrt=False)
 #: a called function (its own machine code, shared by its callers)

@@ -100,13 +100,13 @@ def test_frag_start_state_matches_a_naive_shuffle_and_rounds_keep_the_held_count
     zn = arrays["zone_zn"]
     assert int(zn[Z.Z_FREE_PAGES]) == NFRAMES - H   # exactly the frames not held are free
     # the held-based measurement agrees with the naive set: huge frames holding none of it
-    from mmbench.models.pagealloc import FRAG_LOGS, FRAG_ROUNDS, _frag_measure
+    from mmbench.models.pagealloc import FRAG_LOGS, FRAG_ROUNDS
     per_huge = np.zeros(NFRAMES >> 9, np.int64)
     for e in ref[:H]:
         per_huge[(e >> 4) >> 9] += 1
     log = np.full((FRAG_LOGS, FRAG_ROUNDS), -1, np.int64)
-    _frag_measure(arrays["pa_held"], 1, A, cap, np.zeros(NFRAMES >> 9, np.int64), log, 0,
-                  0, zn, arrays["llf_children"])
+    M.driver_module(p).frag_measure(arrays["pa_held"], 1, A, cap, np.zeros(NFRAMES >> 9, np.int64),
+                                    log, 0, zn, arrays["llf_children"])
     assert log[0, 0] == int((per_huge == 0).sum()) and log[2, 0] == H
     # rounds: the held count never changes, and every round is measured
     for _ in range(200):

@@ -91,8 +91,10 @@ def driver(allocator: str, workload: str) -> drivers.Driver:
     """The generated driver that runs ``workload`` on ``allocator``."""
     ak = AK_BUDDY if allocator == "buddy" else AK_LLFREE if allocator == "llfree" else AK_PCP
     pk = P.PCP_KINDS[PCP_KIND[allocator]] if ak == AK_PCP else 0
+    imports = {AK_BUDDY: (), AK_PCP: ("from mmbench.models import pcp as P",),
+               AK_LLFREE: ("from mmbench.models import llfree as L",)}[ak]
     return drivers.Driver(TEMPLATE, f"pagealloc-{allocator}-{workload}",
-                          (("AK", ak), ("PCPK", pk), ("WL", WORKLOADS.index(workload))))
+                          (("AK", ak), ("PCPK", pk), ("WL", WORKLOADS.index(workload))), imports)
 
 
 @helper

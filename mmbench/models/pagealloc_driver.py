@@ -14,7 +14,10 @@ workloads themselves):
   when a batch ends between the two (or a run is aborted), so the check still finds it.
 
 The module imports as itself too (the constants block holds a buddy/bulk default), which is
-how :mod:`mmbench.models.pagealloc` reads the shared constants and helpers.
+how :mod:`mmbench.models.pagealloc` reads the shared constants.  A generated driver keeps
+only the imports its allocator needs (the imports block), so its Numba cache stamp, which
+covers the modules it imports, changes with its own allocator's sources only: an edit to
+``llfree.py`` recompiles the LLFree drivers and no other.
 """
 from __future__ import annotations
 
@@ -26,9 +29,11 @@ from mmbench.atomics import clz64, load_relaxed, rdtsc, xchg
 from mmbench.ctl import CTL_CLOCK_MS, CTL_STOP, N_LOCK_COUNTERS
 from mmbench.jit import helper, kernel
 from mmbench.locks import kernel_barrier
+from mmbench.models import zone as Z
+# >>> driver imports
 from mmbench.models import llfree as L
 from mmbench.models import pcp as P
-from mmbench.models import zone as Z
+# <<< driver imports
 
 AK_BUDDY, AK_PCP, AK_LLFREE = 0, 1, 2
 WL_BULK, WL_REPEAT, WL_RAND, WL_FRAG, WL_PAGEFAULT, WL_MIXED, WL_MIXED_NOTHP = range(7)
@@ -115,9 +120,9 @@ def _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, 
 
 
 @helper
-def free_huge(ak, zn, children):
+def free_huge(zn, children):
     """Free 2 MiB blocks: buddy blocks of order >= 9, or entirely free LLFree children."""
-    if ak == AK_LLFREE:
+    if AK == AK_LLFREE:
         c = 0
         for i in range(children.shape[0]):
             if children[i] == L.LLF_CHILD_FRAMES:
@@ -148,7 +153,7 @@ def frag_shuffle(held, nw, N, cap, wst):
 
 
 @helper
-def frag_measure(held, nw, N, cap, per_huge, fraglog, rnd, ak, zn, children):
+def frag_measure(held, nw, N, cap, per_huge, fraglog, rnd, zn, children):
     """After a round: huge frames holding no held frame (free in the allocator or on a
     pcp list), the allocator's own free-huge count, and the held blocks."""
     per_huge[:] = 0
@@ -167,7 +172,7 @@ def frag_measure(held, nw, N, cap, per_huge, fraglog, rnd, ak, zn, children):
         if per_huge[h] == 0:
             free += 1
     fraglog[0, rnd] = free
-    fraglog[1, rnd] = free_huge(ak, zn, children)
+    fraglog[1, rnd] = free_huge(zn, children)
     fraglog[2, rnd] = nheld
 
 
@@ -423,8 +428,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                         replay = saved
                     elif ph == 8:
                         if w == 0 and rnd < FRAG_ROUNDS:
-                            frag_measure(held, nw, A, cap, frag_huge, fraglog, rnd, AK, zn,
-                                         children)
+                            frag_measure(held, nw, A, cap, frag_huge, fraglog, rnd, zn, children)
                         ph = 9
                     else:   # ph 4 (after the initial free) or 9 (after a measurement)
                         if ph == 9:

@@ -610,6 +610,9 @@ def zone_highsize(managed: int, low_wmark: int, batch: int, ncpus: int, fraction
     return max(total // max(ncpus, 1), batch << 2)
 
 
+#: kind code -> the version range it models (6.7+ for PCP_MODERN)
+PCP_KIND_NAMES = {PCP_CLASSIC: "classic", PCP_V514: "5.14", PCP_V518: "5.18",
+                  PCP_MODERN: "autotune"}
 PCP_KINDS = {"classic": PCP_CLASSIC, "5.14": PCP_V514, "5.18": PCP_V518,
              "highorder": PCP_MODERN, "autotune": PCP_MODERN, "disabled": PCP_MODERN}
 
