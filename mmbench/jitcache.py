@@ -71,10 +71,17 @@ def install() -> bool:
         return False
 
     class ClosureStampLocator(base):
-        """NUMBA_CACHE_DIR, stamped with the file's import closure (see the module doc)."""
+        """NUMBA_CACHE_DIR, stamped with the file's import closure (see the module doc).
+
+        The stamp is taken when the function is decorated (its module is being imported), so
+        a source edited while a run compiles cannot stamp old machine code as new."""
+
+        def __init__(self, py_func, py_file):
+            super().__init__(py_func, py_file)
+            self._stamp = source_stamp(py_file)
 
         def get_source_stamp(self):
-            return source_stamp(self._py_file)
+            return self._stamp
 
         @classmethod
         def from_function(cls, py_func, py_file):

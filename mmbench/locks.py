@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from .jit import helper, hot
+from .jit import helper, hot, uidx
 
 from .atomics import (cas, cpu_relax, fetch_add, load_acquire, load_relaxed, rdtsc,
                       store_relaxed, store_release, xchg)
@@ -75,7 +75,7 @@ def init_lockset(lk: np.ndarray, nlocks: int, nworkers: int, kind: int,
 
 @njit(cache=True, nogil=True, inline="always")
 def _node(lk, l, w):
-    return lk[l * LINE_WORDS + 5] + (l * lk[l * LINE_WORDS + 4] + w) * LINE_WORDS
+    return lk[uidx(l * LINE_WORDS + 5)] + (l * lk[uidx(l * LINE_WORDS + 4)] + w) * LINE_WORDS
 
 
 @hot
@@ -87,7 +87,7 @@ def _aborted(ctl, spins):
 def spin_lock(lk, l, w, cnt, ctl):
     """Acquire lock ``l`` as worker ``w``; False if the run was aborted while waiting."""
     base = l * LINE_WORDS
-    kind = lk[base + 3]
+    kind = lk[uidx(base + 3)]
     spins = 0
     contended = False
     if kind == TTAS:
@@ -99,7 +99,7 @@ def spin_lock(lk, l, w, cnt, ctl):
                 cpu_relax()
                 spins += 1
                 if _aborted(ctl, spins):
-                    cnt[w, C_LOCK_ABORTED] += 1
+                    cnt[uidx(w), C_LOCK_ABORTED] += 1
                     return False
     elif kind == TICKET:
         ticket = fetch_add(lk, base, 1)
@@ -108,7 +108,7 @@ def spin_lock(lk, l, w, cnt, ctl):
             cpu_relax()
             spins += 1
             if _aborted(ctl, spins):
-                cnt[w, C_LOCK_ABORTED] += 1
+                cnt[uidx(w), C_LOCK_ABORTED] += 1
                 return False
     else:
         node = _node(lk, l, w)
@@ -122,21 +122,21 @@ def spin_lock(lk, l, w, cnt, ctl):
                 cpu_relax()
                 spins += 1
                 if _aborted(ctl, spins):
-                    cnt[w, C_LOCK_ABORTED] += 1
+                    cnt[uidx(w), C_LOCK_ABORTED] += 1
                     return False
     # The holder word changes only on a hand-over: the common re-acquisition by the same
     # worker writes nothing more to the lock's line.
-    if lk[base + 2] != w + 1:
+    if lk[uidx(base + 2)] != w + 1:
         store_relaxed(lk, base + 2, w + 1)
-        cnt[w, C_LOCK_HANDOVER] += 1
-    n = cnt[w, C_LOCK_ACQ] + 1
-    cnt[w, C_LOCK_ACQ] = n
+        cnt[uidx(w), C_LOCK_HANDOVER] += 1
+    n = cnt[uidx(w), C_LOCK_ACQ] + 1
+    cnt[uidx(w), C_LOCK_ACQ] = n
     if contended:
-        cnt[w, C_LOCK_CONTENDED] += 1
-        cnt[w, C_LOCK_SPINS] += spins
-    mask = lk[base + 6]
+        cnt[uidx(w), C_LOCK_CONTENDED] += 1
+        cnt[uidx(w), C_LOCK_SPINS] += spins
+    mask = lk[uidx(base + 6)]
     if mask >= 0 and (n & mask) == 0:
-        cnt[w, C_LOCK_T0] = rdtsc()
+        cnt[uidx(w), C_LOCK_T0] = rdtsc()
     return True
 
 
@@ -144,13 +144,13 @@ def spin_lock(lk, l, w, cnt, ctl):
 def spin_unlock(lk, l, w, cnt):
     """Release lock ``l`` held by worker ``w``."""
     base = l * LINE_WORDS
-    if lk[base + 6] >= 0:
-        t0 = cnt[w, C_LOCK_T0]
+    if lk[uidx(base + 6)] >= 0:
+        t0 = cnt[uidx(w), C_LOCK_T0]
         if t0 != 0:
-            cnt[w, C_LOCK_HOLD_CYC] += rdtsc() - t0
-            cnt[w, C_LOCK_HOLD_N] += 1
-            cnt[w, C_LOCK_T0] = 0
-    kind = lk[base + 3]
+            cnt[uidx(w), C_LOCK_HOLD_CYC] += rdtsc() - t0
+            cnt[uidx(w), C_LOCK_HOLD_N] += 1
+            cnt[uidx(w), C_LOCK_T0] = 0
+    kind = lk[uidx(base + 3)]
     if kind == TTAS:
         store_release(lk, base, 0)
     elif kind == TICKET:
@@ -174,7 +174,7 @@ def spin_unlock(lk, l, w, cnt):
 def lock_owner(lk, l):
     """Worker holding lock ``l``, or -1 when it is free."""
     base = l * LINE_WORDS
-    kind = lk[base + 3]
+    kind = lk[uidx(base + 3)]
     if kind == TICKET:
         held = load_acquire(lk, base) != load_acquire(lk, base + 1)
     else:

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from ..jit import helper, hot
+from ..jit import helper, hot, uidx
 from numba.cpython.unsafe.numbers import trailing_zeros
 
 from ..atomics import cas_bool, fetch_add, load_acquire, load_relaxed
@@ -147,7 +147,7 @@ def _child_dec(children, c, n, cnt, w, cb):
             return False
         if cas_bool(children, c, old, old - n):
             return True
-        cnt[w, cb + LLF_C_CAS_RETRIES] += 1
+        cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
 
 
 @helper
@@ -165,7 +165,7 @@ def _field_set_next(bits, c, start_row, order, cnt, w, cb):
                     break
                 if cas_bool(bits, r, old, old | (block << np.uint64(p))):
                     return (r - base) * LLF_ROW_FRAMES + p
-                cnt[w, cb + LLF_C_CAS_RETRIES] += 1
+                cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
         return -1
     entries = 1 << (order - 6)                  # whole rows: 2 (order 7) or 4 (order 8)
     groups = LLF_CHILD_ROWS // entries
@@ -180,7 +180,7 @@ def _field_set_next(bits, c, start_row, order, cnt, w, cb):
             done += 1
         if done == entries:
             return g * entries * LLF_ROW_FRAMES
-        cnt[w, cb + LLF_C_CAS_RETRIES] += 1
+        cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
         for j in range(done):                   # undo: these rows are ours, nobody else changes them
             cas_bool(bits, first + j, _ONES, _ZERO)
     return -1
@@ -229,7 +229,7 @@ def _lower_put(bits, children, pfn, order, cnt, w, cb):
                 return -1                       # (partly) free, or inside a huge frame
             if cas_bool(bits, r, old, old & ~mask):
                 break
-            cnt[w, cb + LLF_C_CAS_RETRIES] += 1
+            cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
     else:
         r0 = pfn >> 6
         entries = 1 << (order - 6)
@@ -257,7 +257,7 @@ def _tree_reserve(trees, t, lo, hi, cnt, w, cb):
             return -1
         if cas_bool(trees, t, old, TREE_RESERVED):
             return free
-        cnt[w, cb + LLF_C_CAS_RETRIES] += 1
+        cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
 
 
 @helper
@@ -279,7 +279,7 @@ def _tree_steal(trees, t, need, cnt, w, cb):
             return -1
         if cas_bool(trees, t, old, TREE_RESERVED):
             return free
-        cnt[w, cb + LLF_C_CAS_RETRIES] += 1
+        cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
 
 
 @helper
@@ -296,7 +296,7 @@ def _tree_inc_or_reserve(trees, t, n, lo, hi, cnt, w, cb):
                 return free
         elif cas_bool(trees, t, old, old + n):
             return -1
-        cnt[w, cb + LLF_C_CAS_RETRIES] += 1
+        cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
 
 
 # ============================================================================
@@ -348,7 +348,7 @@ def _reserve_tree_and_get(bits, children, trees, lf, w, t, order, lo, hi, cnt, c
     pfn = _lower_get(bits, children, t * LLF_TREE_FRAMES, order, cnt, w, cb)
     if pfn >= 0:
         _swap_reserved(trees, lf, w, _rsv(free - (1 << order), pfn >> 6, True), True)
-        cnt[w, cb + LLF_C_RESERVATIONS] += 1
+        cnt[uidx(w), cb + LLF_C_RESERVATIONS] += 1
     else:
         _tree_writeback(trees, t, free)
     return pfn
@@ -445,7 +445,7 @@ def _get_inner(bits, children, trees, lf, w, order, cnt, cb):
         new = old | RSV_LOCK if locked else old - n
         if cas_bool(lf, i, old, new):
             break
-        cnt[w, cb + LLF_C_CAS_RETRIES] += 1    # a remote drain got in between
+        cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1    # a remote drain got in between
     if not locked:
         row = old >> RSV_ROW_SHIFT
         pfn = _lower_get(bits, children, row * LLF_ROW_FRAMES, order, cnt, w, cb)
@@ -479,7 +479,7 @@ def llfree_get(bits, children, trees, local, w, order, cnt, cb):
     Returns the first pfn (aligned to 2^order) or -1 (ENOMEM, or a bad order).
     """
     if order < 0 or order > LLF_MAX_ORDER:
-        cnt[w, cb + LLF_C_ALLOC_FAIL] += 1
+        cnt[uidx(w), cb + LLF_C_ALLOC_FAIL] += 1
         return -1
     lf = local.reshape(-1)
     pfn = _RETRY
@@ -488,7 +488,7 @@ def llfree_get(bits, children, trees, local, w, order, cnt, cb):
         if pfn != _RETRY:
             break
     if pfn < 0:
-        cnt[w, cb + LLF_C_ALLOC_FAIL] += 1
+        cnt[uidx(w), cb + LLF_C_ALLOC_FAIL] += 1
         return -1
     return pfn
 
@@ -517,15 +517,15 @@ def llfree_put(bits, children, trees, local, w, pfn, order, cnt, cb):
 
     # last_free: private to w
     li = w * LLF_LOCAL_WORDS + LLF_L_LAST_FREE
-    last = lf[li]
+    last = lf[uidx(li)]
     reserve = False
     if (last >> 2) == t + 1:
         if (last & 3) < LAST_FREE_MAX:
             last += 1
-            lf[li] = last
+            lf[uidx(li)] = last
         reserve = (last & 3) == LAST_FREE_MAX
     else:
-        lf[li] = (t + 1) << 2
+        lf[uidx(li)] = (t + 1) << 2
 
     i = w * LLF_LOCAL_WORDS + LLF_L_RESERVED
     while True:                                 # reserved_inc
@@ -534,8 +534,8 @@ def llfree_put(bits, children, trees, local, w, pfn, order, cnt, cb):
             break
         if cas_bool(lf, i, old, old + n):
             return 0
-        cnt[w, cb + LLF_C_CAS_RETRIES] += 1
-    cnt[w, cb + LLF_C_REMOTE_FREES] += 1
+        cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
+    cnt[uidx(w), cb + LLF_C_REMOTE_FREES] += 1
     if (old & RSV_LOCK) != 0:
         reserve = False
     if not reserve:
@@ -543,9 +543,9 @@ def llfree_put(bits, children, trees, local, w, pfn, order, cnt, cb):
         return 0
     free = _tree_inc_or_reserve(trees, t, n, TREE_LOWER_LIM, TREE_UPPER_LIM, cnt, w, cb)
     if free >= 0:
-        lf[li] = 0
+        lf[uidx(li)] = 0
         if _swap_reserved(trees, lf, w, _rsv(free, t * LLF_TREE_ROWS, True), False):
-            cnt[w, cb + LLF_C_RESERVATIONS] += 1
+            cnt[uidx(w), cb + LLF_C_RESERVATIONS] += 1
         else:
             _tree_writeback(trees, t, free)
     return 0

@@ -27,7 +27,7 @@ from numba import njit
 
 from mmbench.atomics import clz64, load_relaxed, rdtsc, xchg
 from mmbench.ctl import CTL_CLOCK_MS, CTL_STOP, N_LOCK_COUNTERS
-from mmbench.jit import helper, kernel
+from mmbench.jit import helper, kernel, uidx
 from mmbench.locks import kernel_barrier
 from mmbench.models import zone as Z
 # >>> driver imports
@@ -112,7 +112,7 @@ def _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, 
         return Z.buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl)
     if AK == AK_PCP:
         r = P.pcp_free_k(PCPK, mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, C_PCP)
-        if r == -2 and mm[pfn, Z.PG_REFCOUNT] == 0:
+        if r == -2 and mm[uidx(pfn), Z.PG_REFCOUNT] == 0:
             return ABORTED_FREED
         return r
     Z.free_pages_prepare(mm, pfn)
@@ -125,12 +125,12 @@ def free_huge(zn, children):
     if AK == AK_LLFREE:
         c = 0
         for i in range(children.shape[0]):
-            if children[i] == L.LLF_CHILD_FRAMES:
+            if children[uidx(i)] == L.LLF_CHILD_FRAMES:
                 c += 1
         return c
     c = 0
     for o in range(Z.PAGEBLOCK_ORDER, Z.NR_PAGE_ORDERS):
-        c += zn[Z.Z_NR_FREE + o] << (o - Z.PAGEBLOCK_ORDER)
+        c += zn[uidx(Z.Z_NR_FREE + o)] << (o - Z.PAGEBLOCK_ORDER)
     return c
 
 
@@ -146,9 +146,9 @@ def frag_shuffle(held, nw, N, cap, wst):
         j = (x & 0x7FFFFFFFFFFFFFFF) % M
         a = (i % nw) * cap + i // nw
         b = (j % nw) * cap + j // nw
-        t = held[a]
-        held[a] = held[b]
-        held[b] = t
+        t = held[uidx(a)]
+        held[uidx(a)] = held[uidx(b)]
+        held[uidx(b)] = t
     wst[0, S_SHUF] = x
 
 
@@ -160,16 +160,16 @@ def frag_measure(held, nw, N, cap, per_huge, fraglog, rnd, zn, children):
     nheld = 0
     for w in range(nw):
         for i in range(N):
-            e = held[w * cap + i]
+            e = held[uidx(w * cap + i)]
             if e >= 0:
                 nheld += 1
                 pfn = e >> 4
                 last = pfn + (1 << (e & 15)) - 1
                 for h in range(pfn >> Z.PAGEBLOCK_ORDER, (last >> Z.PAGEBLOCK_ORDER) + 1):
-                    per_huge[h] += 1
+                    per_huge[uidx(h)] += 1
     free = 0
     for h in range(per_huge.shape[0]):
-        if per_huge[h] == 0:
+        if per_huge[uidx(h)] == 0:
             free += 1
     fraglog[0, rnd] = free
     fraglog[1, rnd] = free_huge(zn, children)
@@ -186,15 +186,15 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
     then always either in ``held`` or given to the allocator.
     """
     hb = w * cap
-    ph = wst[w, S_PHASE]
-    pos = wst[w, S_POS]
-    nh = wst[w, S_NHELD]
-    rng = wst[w, S_RNG]
-    k = wst[w, S_OPS]              # ops so far: one in LAT_SAMPLE_MASK + 1 is timed
-    rnd = wst[w, S_ROUND]
-    fragn = wst[w, S_FRAG_N]
-    saved = wst[w, S_RNG_SAVED]
-    replay = wst[w, S_RNG_REPLAY]
+    ph = wst[uidx(w), S_PHASE]
+    pos = wst[uidx(w), S_POS]
+    nh = wst[uidx(w), S_NHELD]
+    rng = wst[uidx(w), S_RNG]
+    k = wst[uidx(w), S_OPS]              # ops so far: one in LAT_SAMPLE_MASK + 1 is timed
+    rnd = wst[uidx(w), S_ROUND]
+    fragn = wst[uidx(w), S_FRAG_N]
+    saved = wst[uidx(w), S_RNG_SAVED]
+    replay = wst[uidx(w), S_RNG_REPLAY]
     n_alloc = 0
     n_free = 0
     n_fail = 0
@@ -207,11 +207,11 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
             break
         if AK == AK_PCP and PCPK == P.PCP_MODERN:
             if decay_interval > 0 and \
-                    load_relaxed(ctl, CTL_CLOCK_MS) >= decay_interval * (wst[w, S_DECAY] + 1):
+                    load_relaxed(ctl, CTL_CLOCK_MS) >= decay_interval * (wst[uidx(w), S_DECAY] + 1):
                 # vmstat_update's decay_pcp_high: once per interval of the harness clock,
                 # whatever the op rate; a late timer runs once, as a deferrable timer does.
-                wst[w, S_DECAY] = load_relaxed(ctl, CTL_CLOCK_MS) // decay_interval
-                cnt[w, C_DECAYS] += 1
+                wst[uidx(w), S_DECAY] = load_relaxed(ctl, CTL_CLOCK_MS) // decay_interval
+                cnt[uidx(w), C_DECAYS] += 1
                 if P.decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, C_PCP) == -2:
                     break
         lim = min(n, done + POLL)
@@ -224,7 +224,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
                                   order, mt, cnt, ctl)
                 if (k & LAT_SAMPLE_MASK) == 0:
-                    lat[w, 0, lat_bucket(rdtsc() - t0)] += 1
+                    lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
                 k += 1
                 if pfn == ABORTED:
                     quit = True
@@ -232,10 +232,10 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 n_hit += hit
                 if pfn >= 0:
                     n_alloc += 1
-                    held[hb + pos] = (pfn << 4) | order
+                    held[uidx(hb + pos)] = (pfn << 4) | order
                 else:
                     n_fail += 1
-                    held[hb + pos] = -1
+                    held[uidx(hb + pos)] = -1
                 pos += 1
                 done += 1
             if quit or pos < A:
@@ -253,10 +253,10 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 it += 1
                 if WL == WL_BULK:
                     idx = hb + pos
-                    e = held[idx]
-                    held[idx] = -1
+                    e = held[uidx(idx)]
+                    held[uidx(idx)] = -1
                 else:
-                    g = perm[w * A + pos]
+                    g = perm[uidx(w * A + pos)]
                     idx = (g // A) * cap + g % A
                     # rand frees other workers' blocks: claim the slot atomically.
                     e = xchg(held, idx, -1)
@@ -268,10 +268,10 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 r = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e >> 4,
                           e & 15, cnt, ctl)
                 if (k & LAT_SAMPLE_MASK) == 0:
-                    lat[w, 1, lat_bucket(rdtsc() - t0)] += 1
+                    lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
                 k += 1
                 if r == ABORTED:
-                    held[idx] = e       # still ours: put it back where check() will see it
+                    held[uidx(idx)] = e       # still ours: put it back where check() will see it
                     quit = True
                     break
                 n_free += 1
@@ -293,8 +293,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 a_order, a_mt = 0, Z.MIGRATE_MOVABLE
                 ph = 1
             slot = hb + A
-            cur = held[slot]
-            held[slot] = -1
+            cur = held[uidx(slot)]
+            held[uidx(slot)] = -1
             while done < lim:
                 if WL == WL_REPEAT and ph == 0 and pos >= A:
                     ph = 1
@@ -304,7 +304,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
                                       a_order, a_mt, cnt, ctl)
                     if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[w, 0, lat_bucket(rdtsc() - t0)] += 1
+                        lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
                     k += 1
                     if pfn == ABORTED:
                         quit = True
@@ -314,12 +314,12 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     if pfn < 0:
                         n_fail += 1
                         if WL == WL_REPEAT and ph == 0:
-                            held[hb + pos] = -1
+                            held[uidx(hb + pos)] = -1
                             pos += 1
                         continue
                     n_alloc += 1
                     if WL == WL_REPEAT and ph == 0:
-                        held[hb + pos] = (pfn << 4) | a_order
+                        held[uidx(hb + pos)] = (pfn << 4) | a_order
                         pos += 1
                         continue
                     if WL == WL_PAGEFAULT:
@@ -328,7 +328,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                         # private to the faulting CPU).
                         row = (w * data_pages + pfn % data_pages) * page_words
                         for i in range(page_words):
-                            data[row + i] = pfn + i
+                            data[uidx(row + i)] = pfn + i
                     cur = (pfn << 4) | a_order
                 else:
                     if (k & LAT_SAMPLE_MASK) == 0:
@@ -336,7 +336,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     r = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
                               cur >> 4, cur & 15, cnt, ctl)
                     if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[w, 1, lat_bucket(rdtsc() - t0)] += 1
+                        lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
                     k += 1
                     if r == ABORTED:
                         quit = True     # still ours: back to the slot below
@@ -347,7 +347,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                         quit = True
                         break
                     done += 1
-            held[slot] = cur
+            held[uidx(slot)] = cur
         # ---- mixed: orders {0,0,0,1,2,3,9} (no-thp: without 9), a half to full pool ----------
         elif WL == WL_MIXED or WL == WL_MIXED_NOTHP:
             ph = 1
@@ -355,7 +355,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 rng = xorshift(rng)
                 r = rng & 0x7FFFFFFFFFFFFFFF
                 if nh < A and (nh < A // 2 or (r & 1) != 0):
-                    a_order = MIXED_ORDERS[(r >> 1) % (7 if WL == WL_MIXED else 6)]
+                    a_order = MIXED_ORDERS[uidx((r >> 1) % (7 if WL == WL_MIXED else 6))]
                     a_mt = Z.MIGRATE_MOVABLE
                     sel = (r >> 8) & 7
                     if a_order != 9 and sel == 0:
@@ -367,7 +367,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
                                       a_order, a_mt, cnt, ctl)
                     if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[w, 0, lat_bucket(rdtsc() - t0)] += 1
+                        lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
                     k += 1
                     if pfn == ABORTED:
                         quit = True
@@ -376,25 +376,25 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     done += 1
                     if pfn >= 0:
                         n_alloc += 1
-                        held[hb + nh] = (pfn << 4) | a_order
+                        held[uidx(hb + nh)] = (pfn << 4) | a_order
                         nh += 1
                     else:
                         n_fail += 1
                 elif nh > 0:
                     j = (r >> 1) % nh
-                    e = held[hb + j]
-                    held[hb + j] = held[hb + nh - 1]
-                    held[hb + nh - 1] = -1
+                    e = held[uidx(hb + j)]
+                    held[uidx(hb + j)] = held[uidx(hb + nh - 1)]
+                    held[uidx(hb + nh - 1)] = -1
                     nh -= 1
                     if (k & LAT_SAMPLE_MASK) == 0:
                         t0 = rdtsc()
                     rr = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e >> 4,
                                e & 15, cnt, ctl)
                     if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[w, 1, lat_bucket(rdtsc() - t0)] += 1
+                        lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
                     k += 1
                     if rr == ABORTED:
-                        held[hb + nh] = e
+                        held[uidx(hb + nh)] = e
                         nh += 1
                         quit = True
                         break
@@ -450,7 +450,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                         ph = 4
                         continue
                     j = pos
-                    if held[hb + j] < 0:
+                    if held[uidx(hb + j)] < 0:
                         pos += 1
                         continue
                 elif ph == 5:
@@ -460,7 +460,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                         continue
                     rng = xorshift(rng)
                     j = (rng & 0x7FFFFFFFFFFFFFFF) % H
-                    if held[hb + j] < 0:
+                    if held[uidx(hb + j)] < 0:
                         continue
                 else:
                     # phase 2: replay the round's random sequence, refilling each empty slot
@@ -469,7 +469,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                         continue
                     replay = xorshift(replay)
                     j = (replay & 0x7FFFFFFFFFFFFFFF) % H
-                    if held[hb + j] >= 0:
+                    if held[uidx(hb + j)] >= 0:
                         continue
                 if ph == 0 or ph == 7:
                     if (k & LAT_SAMPLE_MASK) == 0:
@@ -477,7 +477,7 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
                                       order, mt, cnt, ctl)
                     if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[w, 0, lat_bucket(rdtsc() - t0)] += 1
+                        lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
                     k += 1
                     if pfn == ABORTED:
                         quit = True
@@ -486,26 +486,26 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     done += 1
                     if pfn >= 0:
                         n_alloc += 1
-                        held[hb + j] = (pfn << 4) | order
+                        held[uidx(hb + j)] = (pfn << 4) | order
                     else:
                         n_fail += 1
-                        held[hb + j] = -1
+                        held[uidx(hb + j)] = -1
                     if ph == 0:
                         pos += 1
                     else:
                         fragn += 1   # a failed refill is not retried (no livelock)
                     continue
-                e = held[hb + j]
-                held[hb + j] = -1
+                e = held[uidx(hb + j)]
+                held[uidx(hb + j)] = -1
                 if (k & LAT_SAMPLE_MASK) == 0:
                     t0 = rdtsc()
                 rr = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e >> 4,
                            e & 15, cnt, ctl)
                 if (k & LAT_SAMPLE_MASK) == 0:
-                    lat[w, 1, lat_bucket(rdtsc() - t0)] += 1
+                    lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
                 k += 1
                 if rr == ABORTED:
-                    held[hb + j] = e
+                    held[uidx(hb + j)] = e
                     quit = True
                     break
                 n_free += 1
@@ -518,18 +518,18 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 else:
                     fragn += 1
     # ---- once per batch: the state words and the counter row ---------------------------------
-    wst[w, S_PHASE] = ph
-    wst[w, S_POS] = pos
-    wst[w, S_NHELD] = nh
-    wst[w, S_RNG] = rng
-    wst[w, S_OPS] = k
-    wst[w, S_ROUND] = rnd
-    wst[w, S_FRAG_N] = fragn
-    wst[w, S_RNG_SAVED] = saved
-    wst[w, S_RNG_REPLAY] = replay
-    cnt[w, C_OPS_ALLOC] += n_alloc
-    cnt[w, C_OPS_FREE] += n_free
-    cnt[w, C_ALLOC_FAIL] += n_fail
+    wst[uidx(w), S_PHASE] = ph
+    wst[uidx(w), S_POS] = pos
+    wst[uidx(w), S_NHELD] = nh
+    wst[uidx(w), S_RNG] = rng
+    wst[uidx(w), S_OPS] = k
+    wst[uidx(w), S_ROUND] = rnd
+    wst[uidx(w), S_FRAG_N] = fragn
+    wst[uidx(w), S_RNG_SAVED] = saved
+    wst[uidx(w), S_RNG_REPLAY] = replay
+    cnt[uidx(w), C_OPS_ALLOC] += n_alloc
+    cnt[uidx(w), C_OPS_FREE] += n_free
+    cnt[uidx(w), C_ALLOC_FAIL] += n_fail
     if AK == AK_PCP:
-        cnt[w, C_PCP + P.PCPC_HITS] += n_hit
+        cnt[uidx(w), C_PCP + P.PCPC_HITS] += n_hit
     return done

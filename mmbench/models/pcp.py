@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
-from ..jit import helper, hot
+from ..jit import helper, hot, uidx
 
 from ..atomics import cas, load_relaxed, store_relaxed, store_release
 from ..locks import spin_lock, spin_unlock
@@ -132,7 +132,7 @@ def free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, count, pindex, cnt, ctl):
     starting at ``pindex``, each list drained from its tail (coldest) until ``count`` pages
     are gone.  False if the run was aborted."""
     base = w * PCP_WORDS
-    count = min(pcp[base + P_COUNT], count)
+    count = min(pcp[uidx(base + P_COUNT)], count)
     if count <= 0:
         return True
     pindex = pindex - 1
@@ -143,19 +143,19 @@ def free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, count, pindex, cnt, ctl):
             pindex += 1
             if pindex > NR_PCP_LISTS - 1:
                 pindex = 0
-            if pcp[base + P_LISTS + 2 * pindex] != -1:
+            if pcp[uidx(base + P_LISTS + 2 * pindex)] != -1:
                 break
         h = base + P_LISTS + 2 * pindex
         order = pindex_to_order(pindex)
         nr_pages = 1 << order
         while True:
-            pfn = pcp[h + 1]
+            pfn = pcp[uidx(h + 1)]
             mt = get_pageblock_migratetype(pb, pfn)
             list_del(mm, pcp, h, pfn)
             count -= nr_pages
-            pcp[base + P_COUNT] -= nr_pages
+            pcp[uidx(base + P_COUNT)] -= nr_pages
             free_one_page_locked(mm, pb, fl, zn, pfn, order, mt, False)
-            if count <= 0 or pcp[h] == -1:
+            if count <= 0 or pcp[uidx(h)] == -1:
                 break
     spin_unlock(lk, 0, w, cnt)
     return True
@@ -166,7 +166,7 @@ def free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
     """5.13 free_pcppages_bulk: pick ``count`` order-0 pages off the list tails (round robin,
     ``batch_free`` grows past empty lists), then free them under one zone->lock."""
     base = w * PCP_WORDS
-    count = min(pcp[base + P_COUNT], count)
+    count = min(pcp[uidx(base + P_COUNT)], count)
     if count <= 0:
         return True
     mt = 0
@@ -178,35 +178,35 @@ def free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
             mt += 1
             if mt == MIGRATE_PCPTYPES:
                 mt = 0
-            if pcp[base + P_LISTS + 2 * mt] != -1:
+            if pcp[uidx(base + P_LISTS + 2 * mt)] != -1:
                 break
         if batch_free == MIGRATE_PCPTYPES:
             batch_free = count
         h = base + P_LISTS + 2 * mt
         while True:
-            pfn = pcp[h + 1]
+            pfn = pcp[uidx(h + 1)]
             list_del(mm, pcp, h, pfn)
-            pcp[base + P_COUNT] -= 1
-            mm[pfn, PG_LRU_NEXT] = chain
+            pcp[uidx(base + P_COUNT)] -= 1
+            mm[uidx(pfn), PG_LRU_NEXT] = chain
             chain = pfn
             count -= 1
             batch_free -= 1
-            if count == 0 or batch_free == 0 or pcp[h] == -1:
+            if count == 0 or batch_free == 0 or pcp[uidx(h)] == -1:
                 break
     if not spin_lock(lk, 0, w, cnt, ctl):
         # Put the picked pages back so that nothing is lost for the post-mortem check.
         while chain != -1:
-            nxt = mm[chain, PG_LRU_NEXT]
+            nxt = mm[uidx(chain), PG_LRU_NEXT]
             cmt = get_pageblock_migratetype(pb, chain)
             if cmt >= MIGRATE_PCPTYPES:
                 cmt = MIGRATE_MOVABLE
             list_add(mm, pcp, base + P_LISTS + 2 * cmt, chain, True)
-            pcp[base + P_COUNT] += 1
+            pcp[uidx(base + P_COUNT)] += 1
             chain = nxt
         return False
     while chain != -1:
-        nxt = mm[chain, PG_LRU_NEXT]
-        mm[chain, PG_LRU_NEXT] = -1
+        nxt = mm[uidx(chain), PG_LRU_NEXT]
+        mm[uidx(chain), PG_LRU_NEXT] = -1
         free_one_page_locked(mm, pb, fl, zn, chain, 0, get_pageblock_migratetype(pb, chain), False)
         chain = nxt
     spin_unlock(lk, 0, w, cnt)
@@ -223,7 +223,7 @@ def free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
     lists of four orders instead of three order-0 lists, and each page's list remembered so
     that an aborted run can put it back where it came from."""
     base = w * PCP_WORDS
-    count = min(pcp[base + P_COUNT], count)
+    count = min(pcp[uidx(base + P_COUNT)], count)
     if count <= 0:
         return True
     pindex = 0
@@ -236,41 +236,41 @@ def free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
             pindex += 1
             if pindex == NR_PCP_LISTS:
                 pindex = 0
-            if pcp[base + P_LISTS + 2 * pindex] != -1:
+            if pcp[uidx(base + P_LISTS + 2 * pindex)] != -1:
                 break
         if batch_free == NR_PCP_LISTS:
             batch_free = count
         h = base + P_LISTS + 2 * pindex
         nr_pages = 1 << pindex_to_order(pindex)
         while True:
-            pfn = pcp[h + 1]
+            pfn = pcp[uidx(h + 1)]
             list_del(mm, pcp, h, pfn)
             count -= nr_pages
-            pcp[base + P_COUNT] -= nr_pages
-            mm[pfn, PG_LRU_NEXT] = -1
-            mm[pfn, PG_LRU_PREV] = pindex
+            pcp[uidx(base + P_COUNT)] -= nr_pages
+            mm[uidx(pfn), PG_LRU_NEXT] = -1
+            mm[uidx(pfn), PG_LRU_PREV] = pindex
             if tail == -1:
                 head = pfn
             else:
-                mm[tail, PG_LRU_NEXT] = pfn
+                mm[uidx(tail), PG_LRU_NEXT] = pfn
             tail = pfn
             batch_free -= 1
-            if count <= 0 or batch_free == 0 or pcp[h] == -1:
+            if count <= 0 or batch_free == 0 or pcp[uidx(h)] == -1:
                 break
     if not spin_lock(lk, 0, w, cnt, ctl):
         # Put the picked pages back so that nothing is lost for the post-mortem check.
         while head != -1:
-            nxt = mm[head, PG_LRU_NEXT]
-            pi = mm[head, PG_LRU_PREV]
+            nxt = mm[uidx(head), PG_LRU_NEXT]
+            pi = mm[uidx(head), PG_LRU_PREV]
             list_add(mm, pcp, base + P_LISTS + 2 * pi, head, True)
-            pcp[base + P_COUNT] += 1 << pindex_to_order(pi)
+            pcp[uidx(base + P_COUNT)] += 1 << pindex_to_order(pi)
             head = nxt
         return False
     while head != -1:
-        nxt = mm[head, PG_LRU_NEXT]
-        order = pindex_to_order(mm[head, PG_LRU_PREV])
-        mm[head, PG_LRU_NEXT] = -1
-        mm[head, PG_LRU_PREV] = -1
+        nxt = mm[uidx(head), PG_LRU_NEXT]
+        order = pindex_to_order(mm[uidx(head), PG_LRU_PREV])
+        mm[uidx(head), PG_LRU_NEXT] = -1
+        mm[uidx(head), PG_LRU_PREV] = -1
         free_one_page_locked(mm, pb, fl, zn, head, order, get_pageblock_migratetype(pb, head),
                              False)
         head = nxt
@@ -282,12 +282,12 @@ def free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, count, cnt, ctl):
 @hot
 def nr_pcp_high_v514(pcp, base, zn, free_high):
     """5.14-6.6 nr_pcp_high: high, 0 for free_high (5.18+), batch << 2 under reclaim."""
-    high = pcp[base + P_HIGH]
+    high = pcp[uidx(base + P_HIGH)]
     if high == 0 or free_high:
         return 0
     if (load_relaxed(zn, Z_FLAGS) & ZONE_RECLAIM_ACTIVE) == 0:
         return high
-    return min(pcp[base + P_BATCH] << 2, high)
+    return min(pcp[uidx(base + P_BATCH)] << 2, high)
 
 
 @hot
@@ -295,38 +295,38 @@ def nr_pcp_free_v514(pcp, base, high, batch, free_high):
     """5.14-6.6 nr_pcp_free: everything for free_high (5.18+); else batch << free_factor
     clamped to [batch, high - batch], free_factor growing while that stays below the max."""
     if free_high:
-        return pcp[base + P_COUNT]
+        return pcp[uidx(base + P_COUNT)]
     if high < batch:
         return 1
     min_nr_free = batch
     max_nr_free = high - batch
-    batch = batch << pcp[base + P_FREE_FACTOR]
+    batch = batch << pcp[uidx(base + P_FREE_FACTOR)]
     if batch < max_nr_free:
-        pcp[base + P_FREE_FACTOR] += 1
+        pcp[uidx(base + P_FREE_FACTOR)] += 1
     return _clamp(batch, min_nr_free, max_nr_free)
 
 
 # --- the 6.7 sizing rules --------------------------------------------------------------
 @helper
 def nr_pcp_alloc(pcp, base, zn, order):
-    base_batch = pcp[base + P_BATCH]
-    high_min = pcp[base + P_HIGH_MIN]
-    high_max = pcp[base + P_HIGH_MAX]
-    high = _clamp(pcp[base + P_HIGH], high_min, high_max)
-    pcp[base + P_HIGH] = high
+    base_batch = pcp[uidx(base + P_BATCH)]
+    high_min = pcp[uidx(base + P_HIGH_MIN)]
+    high_max = pcp[uidx(base + P_HIGH_MAX)]
+    high = _clamp(pcp[uidx(base + P_HIGH)], high_min, high_max)
+    pcp[uidx(base + P_HIGH)] = high
     if high < base_batch:
         return 1
     if order:
         batch = base_batch
     else:
-        batch = base_batch << pcp[base + P_ALLOC_FACTOR]
+        batch = base_batch << pcp[uidx(base + P_ALLOC_FACTOR)]
     if high_min != high_max and (load_relaxed(zn, Z_FLAGS) & ZONE_BELOW_HIGH) == 0:
         high = min(high + batch, high_max)
-        pcp[base + P_HIGH] = high
+        pcp[uidx(base + P_HIGH)] = high
     if not order:
-        max_nr_alloc = max(high - pcp[base + P_COUNT] - base_batch, base_batch)
-        if batch <= max_nr_alloc and pcp[base + P_ALLOC_FACTOR] < PCP_BATCH_SCALE_MAX:
-            pcp[base + P_ALLOC_FACTOR] += 1
+        max_nr_alloc = max(high - pcp[uidx(base + P_COUNT)] - base_batch, base_batch)
+        if batch <= max_nr_alloc and pcp[uidx(base + P_ALLOC_FACTOR)] < PCP_BATCH_SCALE_MAX:
+            pcp[uidx(base + P_ALLOC_FACTOR)] += 1
         batch = min(batch, max_nr_alloc)
     if batch > 1:
         batch = max(batch >> order, 2)
@@ -335,40 +335,40 @@ def nr_pcp_alloc(pcp, base, zn, order):
 
 @hot
 def nr_pcp_high(pcp, base, zn, batch, free_high):
-    high_min = pcp[base + P_HIGH_MIN]
-    high_max = pcp[base + P_HIGH_MAX]
-    high = _clamp(pcp[base + P_HIGH], high_min, high_max)
-    pcp[base + P_HIGH] = high
+    high_min = pcp[uidx(base + P_HIGH_MIN)]
+    high_max = pcp[uidx(base + P_HIGH_MAX)]
+    high = _clamp(pcp[uidx(base + P_HIGH)], high_min, high_max)
+    pcp[uidx(base + P_HIGH)] = high
     if high == 0:
         return 0
     if free_high:
-        pcp[base + P_HIGH] = max(high - (batch << PCP_BATCH_SCALE_MAX), high_min)
+        pcp[uidx(base + P_HIGH)] = max(high - (batch << PCP_BATCH_SCALE_MAX), high_min)
         return 0
     zflags = load_relaxed(zn, Z_FLAGS)
     if (zflags & ZONE_RECLAIM_ACTIVE) != 0:
-        free_count = max(pcp[base + P_FREE_COUNT], batch)
-        pcp[base + P_HIGH] = max(high - free_count, high_min)
-        return min(batch << 2, pcp[base + P_HIGH])
+        free_count = max(pcp[uidx(base + P_FREE_COUNT)], batch)
+        pcp[uidx(base + P_HIGH)] = max(high - free_count, high_min)
+        return min(batch << 2, pcp[uidx(base + P_HIGH)])
     if high_min == high_max:
         return high
     if (zflags & ZONE_BELOW_HIGH) != 0:
-        free_count = max(pcp[base + P_FREE_COUNT], batch)
-        pcp[base + P_HIGH] = max(high - free_count, high_min)
-        high = max(pcp[base + P_COUNT], high_min)
-    elif pcp[base + P_COUNT] >= high:
-        need_high = pcp[base + P_FREE_COUNT] + batch
-        if pcp[base + P_HIGH] < need_high:
-            pcp[base + P_HIGH] = _clamp(need_high, high_min, high_max)
+        free_count = max(pcp[uidx(base + P_FREE_COUNT)], batch)
+        pcp[uidx(base + P_HIGH)] = max(high - free_count, high_min)
+        high = max(pcp[uidx(base + P_COUNT)], high_min)
+    elif pcp[uidx(base + P_COUNT)] >= high:
+        need_high = pcp[uidx(base + P_FREE_COUNT)] + batch
+        if pcp[uidx(base + P_HIGH)] < need_high:
+            pcp[uidx(base + P_HIGH)] = _clamp(need_high, high_min, high_max)
     return high
 
 
 @hot
 def nr_pcp_free(pcp, base, batch, high, free_high):
     if free_high:
-        return min(pcp[base + P_COUNT], batch << PCP_BATCH_SCALE_MAX)
+        return min(pcp[uidx(base + P_COUNT)], batch << PCP_BATCH_SCALE_MAX)
     if high < batch:
         return 1
-    return _clamp(pcp[base + P_FREE_COUNT], batch, high - batch)
+    return _clamp(pcp[uidx(base + P_FREE_COUNT)], batch, high - batch)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -413,19 +413,19 @@ def pcp_alloc_k(kind, mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
             return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs), SRC_BYPASS
         h = base + P_LISTS + 2 * mt
         src = SRC_HIT
-        if pcp[h] == -1:
+        if pcp[uidx(h)] == -1:
             src = SRC_REFILL
-            got = rmqueue_bulk(mm, pb, fl, zn, lk, w, 0, pcp[base + P_BATCH], mt, pcp, h, cnt,
+            got = rmqueue_bulk(mm, pb, fl, zn, lk, w, 0, pcp[uidx(base + P_BATCH)], mt, pcp, h, cnt,
                                ctl, cs)
             if got < 0:
                 return -2, src
-            cnt[w, cc + PCPC_REFILLS] += 1
-            pcp[base + P_COUNT] += got
+            cnt[uidx(w), cc + PCPC_REFILLS] += 1
+            pcp[uidx(base + P_COUNT)] += got
             if got == 0:
                 return -1, src
-        pfn = pcp[h]
+        pfn = pcp[uidx(h)]
         list_del(mm, pcp, h, pfn)
-        pcp[base + P_COUNT] -= 1
+        pcp[uidx(base + P_COUNT)] -= 1
         prep_new_page(mm, pfn, 0, mt)
         return pfn, src
     modern = kind == PCP_MODERN
@@ -434,31 +434,31 @@ def pcp_alloc_k(kind, mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
     if not pcp_allowed_order(order) or not _pcp_trylock(pcp, base):
         return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs), SRC_BYPASS
     if modern:
-        pcp[base + P_FREE_COUNT] >>= 1
+        pcp[uidx(base + P_FREE_COUNT)] >>= 1
     else:
-        pcp[base + P_FREE_FACTOR] >>= 1
+        pcp[uidx(base + P_FREE_FACTOR)] >>= 1
     h = base + P_LISTS + 2 * order_to_pindex(mt, order)
     src = SRC_HIT
-    if pcp[h] == -1:
+    if pcp[uidx(h)] == -1:
         src = SRC_REFILL
         if modern:
             batch = nr_pcp_alloc(pcp, base, zn, order)
         else:
-            batch = pcp[base + P_BATCH]
+            batch = pcp[uidx(base + P_BATCH)]
             if batch > 1:
                 batch = max(batch >> order, 2)
         got = rmqueue_bulk(mm, pb, fl, zn, lk, w, order, batch, mt, pcp, h, cnt, ctl, cs)
         if got < 0:
             _pcp_unlock(pcp, base)
             return -2, src
-        cnt[w, cc + PCPC_REFILLS] += 1
-        pcp[base + P_COUNT] += got << order
+        cnt[uidx(w), cc + PCPC_REFILLS] += 1
+        pcp[uidx(base + P_COUNT)] += got << order
         if got == 0:
             _pcp_unlock(pcp, base)
             return buddy_alloc(mm, pb, fl, zn, lk, w, order, mt, cnt, ctl, cs), src
-    pfn = pcp[h]
+    pfn = pcp[uidx(h)]
     list_del(mm, pcp, h, pfn)
-    pcp[base + P_COUNT] -= 1 << order
+    pcp[uidx(base + P_COUNT)] -= 1 << order
     _pcp_unlock(pcp, base)
     prep_new_page(mm, pfn, order, mt)
     return pfn, src
@@ -468,10 +468,10 @@ def pcp_alloc_k(kind, mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
 def pcp_alloc(mm, pb, fl, zn, lk, pcp, w, order, mt, cnt, ctl, cc, cs):
     """pcp_alloc_k for the flavour the pageset was set up with; counts hits into
     cnt[w, cc + PCPC_HITS].  Returns the pfn, -1 when out of memory, -2 when aborted."""
-    pfn, src = pcp_alloc_k(pcp[w * PCP_WORDS + P_KIND], mm, pb, fl, zn, lk, pcp, w, order, mt,
+    pfn, src = pcp_alloc_k(pcp[uidx(w * PCP_WORDS + P_KIND)], mm, pb, fl, zn, lk, pcp, w, order, mt,
                            cnt, ctl, cc, cs)
     if src == SRC_HIT and pfn >= 0:
-        cnt[w, cc + PCPC_HITS] += 1
+        cnt[uidx(w), cc + PCPC_HITS] += 1
     return pfn
 
 
@@ -489,10 +489,10 @@ def pcp_free_k(kind, mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
     if kind == PCP_CLASSIC:
         free_pages_prepare(mm, pfn)
         list_add(mm, pcp, base + P_LISTS + 2 * mt, pfn, False)
-        pcp[base + P_COUNT] += 1
-        if pcp[base + P_COUNT] >= pcp[base + P_HIGH]:
-            cnt[w, cc + PCPC_DRAINS] += 1
-            if not free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_BATCH],
+        pcp[uidx(base + P_COUNT)] += 1
+        if pcp[uidx(base + P_COUNT)] >= pcp[uidx(base + P_HIGH)]:
+            cnt[uidx(w), cc + PCPC_DRAINS] += 1
+            if not free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, pcp[uidx(base + P_BATCH)],
                                               cnt, ctl):
                 return -2
         return 0
@@ -503,16 +503,16 @@ def pcp_free_k(kind, mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
         # 5.14-6.6 free_unref_page_commit
         pindex = order_to_pindex(mt, order)
         list_add(mm, pcp, base + P_LISTS + 2 * pindex, pfn, False)
-        pcp[base + P_COUNT] += 1 << order
-        free_high = (kind == PCP_V518 and pcp[base + P_FREE_FACTOR] != 0
+        pcp[uidx(base + P_COUNT)] += 1 << order
+        free_high = (kind == PCP_V518 and pcp[uidx(base + P_FREE_FACTOR)] != 0
                      and order != 0 and order <= PAGE_ALLOC_COSTLY_ORDER)
         high = nr_pcp_high_v514(pcp, base, zn, free_high)
         ok = True
-        if pcp[base + P_COUNT] >= high:
-            cnt[w, cc + PCPC_DRAINS] += 1
+        if pcp[uidx(base + P_COUNT)] >= high:
+            cnt[uidx(w), cc + PCPC_DRAINS] += 1
             if free_high:
-                cnt[w, cc + PCPC_FREE_HIGH] += 1
-            n = nr_pcp_free_v514(pcp, base, high, pcp[base + P_BATCH], free_high)
+                cnt[uidx(w), cc + PCPC_FREE_HIGH] += 1
+            n = nr_pcp_free_v514(pcp, base, high, pcp[uidx(base + P_BATCH)], free_high)
             if kind == PCP_V514:
                 ok = free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, n, cnt, ctl)
             else:
@@ -520,28 +520,28 @@ def pcp_free_k(kind, mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
         _pcp_unlock(pcp, base)
         return 0 if ok else -2
     # 6.7+ free_unref_page_commit
-    pcp[base + P_ALLOC_FACTOR] >>= 1
+    pcp[uidx(base + P_ALLOC_FACTOR)] >>= 1
     pindex = order_to_pindex(mt, order)
     list_add(mm, pcp, base + P_LISTS + 2 * pindex, pfn, False)
-    pcp[base + P_COUNT] += 1 << order
-    batch = pcp[base + P_BATCH]
+    pcp[uidx(base + P_COUNT)] += 1 << order
+    batch = pcp[uidx(base + P_BATCH)]
     free_high = False
-    flags = pcp[base + P_FLAGS]
+    flags = pcp[uidx(base + P_FLAGS)]
     if order != 0 and order <= PAGE_ALLOC_COSTLY_ORDER:
-        free_high = (pcp[base + P_FREE_COUNT] >= batch
+        free_high = (pcp[uidx(base + P_FREE_COUNT)] >= batch
                      and (flags & PCPF_PREV_FREE_HIGH_ORDER) != 0
-                     and ((flags & PCPF_FREE_HIGH_BATCH) == 0 or pcp[base + P_COUNT] >= batch))
-        pcp[base + P_FLAGS] = flags | PCPF_PREV_FREE_HIGH_ORDER
+                     and ((flags & PCPF_FREE_HIGH_BATCH) == 0 or pcp[uidx(base + P_COUNT)] >= batch))
+        pcp[uidx(base + P_FLAGS)] = flags | PCPF_PREV_FREE_HIGH_ORDER
     elif (flags & PCPF_PREV_FREE_HIGH_ORDER) != 0:
-        pcp[base + P_FLAGS] = flags & ~PCPF_PREV_FREE_HIGH_ORDER
-    if pcp[base + P_FREE_COUNT] < (batch << PCP_BATCH_SCALE_MAX):
-        pcp[base + P_FREE_COUNT] += 1 << order
+        pcp[uidx(base + P_FLAGS)] = flags & ~PCPF_PREV_FREE_HIGH_ORDER
+    if pcp[uidx(base + P_FREE_COUNT)] < (batch << PCP_BATCH_SCALE_MAX):
+        pcp[uidx(base + P_FREE_COUNT)] += 1 << order
     high = nr_pcp_high(pcp, base, zn, batch, free_high)
     ok = True
-    if pcp[base + P_COUNT] >= high:
-        cnt[w, cc + PCPC_DRAINS] += 1
+    if pcp[uidx(base + P_COUNT)] >= high:
+        cnt[uidx(w), cc + PCPC_DRAINS] += 1
         if free_high:
-            cnt[w, cc + PCPC_FREE_HIGH] += 1
+            cnt[uidx(w), cc + PCPC_FREE_HIGH] += 1
         ok = free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp,
                                 nr_pcp_free(pcp, base, batch, high, free_high), pindex, cnt, ctl)
         if (load_relaxed(zn, Z_FLAGS) & ZONE_BELOW_HIGH) != 0 and \
@@ -554,7 +554,7 @@ def pcp_free_k(kind, mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
 @njit(cache=True, nogil=True, inline="always")
 def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
     """pcp_free_k for the flavour the pageset was set up with.  0, or -2 aborted."""
-    return pcp_free_k(pcp[w * PCP_WORDS + P_KIND], mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt,
+    return pcp_free_k(pcp[uidx(w * PCP_WORDS + P_KIND)], mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt,
                       ctl, cc)
 
 
@@ -562,19 +562,19 @@ def pcp_free(mm, pb, fl, zn, lk, pcp, w, pfn, order, cnt, ctl, cc):
 def decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, cc):
     """decay_pcp_high (vmstat_update's periodic work): shrink high by 1/8, free the excess."""
     base = w * PCP_WORDS
-    high_min = pcp[base + P_HIGH_MIN]
-    batch = pcp[base + P_BATCH]
+    high_min = pcp[uidx(base + P_HIGH_MIN)]
+    batch = pcp[uidx(base + P_BATCH)]
     todo = 0
-    if pcp[base + P_HIGH] > high_min:
-        pcp[base + P_HIGH] = max(pcp[base + P_COUNT] - (batch << PCP_BATCH_SCALE_MAX),
-                                 pcp[base + P_HIGH] - (pcp[base + P_HIGH] >> 3), high_min)
-        if pcp[base + P_HIGH] > high_min:
+    if pcp[uidx(base + P_HIGH)] > high_min:
+        pcp[uidx(base + P_HIGH)] = max(pcp[uidx(base + P_COUNT)] - (batch << PCP_BATCH_SCALE_MAX),
+                                 pcp[uidx(base + P_HIGH)] - (pcp[uidx(base + P_HIGH)] >> 3), high_min)
+        if pcp[uidx(base + P_HIGH)] > high_min:
             todo += 1
-    to_drain = pcp[base + P_COUNT] - pcp[base + P_HIGH]
+    to_drain = pcp[uidx(base + P_COUNT)] - pcp[uidx(base + P_HIGH)]
     if to_drain > 0:
         if not _pcp_trylock(pcp, base):
             return todo
-        cnt[w, cc + PCPC_DRAINS] += 1
+        cnt[uidx(w), cc + PCPC_DRAINS] += 1
         ok = free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, to_drain, 0, cnt, ctl)
         _pcp_unlock(pcp, base)
         if not ok:
@@ -587,11 +587,11 @@ def decay_pcp_high(mm, pb, fl, zn, lk, pcp, w, cnt, ctl, cc):
 def drain_pages_zone(mm, pb, fl, zn, lk, pcp, w, cnt, ctl):
     """drain_pages_zone: return every page on worker w's lists to the buddy allocator."""
     base = w * PCP_WORDS
-    if pcp[base + P_KIND] == PCP_CLASSIC:
-        return free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], cnt, ctl)
-    if pcp[base + P_KIND] == PCP_V514:
-        return free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], cnt, ctl)
-    return free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, pcp[base + P_COUNT], 0, cnt, ctl)
+    if pcp[uidx(base + P_KIND)] == PCP_CLASSIC:
+        return free_pcppages_bulk_classic(mm, pb, fl, zn, lk, w, pcp, pcp[uidx(base + P_COUNT)], cnt, ctl)
+    if pcp[uidx(base + P_KIND)] == PCP_V514:
+        return free_pcppages_bulk_v514(mm, pb, fl, zn, lk, w, pcp, pcp[uidx(base + P_COUNT)], cnt, ctl)
+    return free_pcppages_bulk(mm, pb, fl, zn, lk, w, pcp, pcp[uidx(base + P_COUNT)], 0, cnt, ctl)
 
 
 # --- Python side -----------------------------------------------------------------------
@@ -699,16 +699,16 @@ def _pcp_check_kernel(mm, pcp, nworkers, mark, errs):
         for i in range(NR_PCP_LISTS):
             h = base + P_LISTS + 2 * i
             order = pindex_to_order(i)
-            pfn = pcp[h]
+            pfn = pcp[uidx(h)]
             prev = -1
             steps = 0
             while pfn != -1 and steps <= mm.shape[0]:
                 steps += 1
-                if mm[pfn, PG_LRU_PREV] != prev:
+                if mm[uidx(pfn), PG_LRU_PREV] != prev:
                     if n < errs.shape[0]:
                         errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 1, w, i, pfn
                     n += 1
-                if (mm[pfn, PG_FLAGS] & PGF_BUDDY) != 0 or mm[pfn, PG_REFCOUNT] != 0:
+                if (mm[uidx(pfn), PG_FLAGS] & PGF_BUDDY) != 0 or mm[uidx(pfn), PG_REFCOUNT] != 0:
                     if n < errs.shape[0]:
                         errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 3, w, i, pfn
                     n += 1
@@ -721,14 +721,14 @@ def _pcp_check_kernel(mm, pcp, nworkers, mark, errs):
                         break
                 total += 1 << order
                 prev = pfn
-                pfn = mm[pfn, PG_LRU_NEXT]
-            if pcp[h + 1] != prev:
+                pfn = mm[uidx(pfn), PG_LRU_NEXT]
+            if pcp[uidx(h + 1)] != prev:
                 if n < errs.shape[0]:
                     errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 1, w, i, prev
                 n += 1
-        if total != pcp[base + P_COUNT]:
+        if total != pcp[uidx(base + P_COUNT)]:
             if n < errs.shape[0]:
-                errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 2, w, pcp[base + P_COUNT], total
+                errs[n, 0], errs[n, 1], errs[n, 2], errs[n, 3] = 2, w, pcp[uidx(base + P_COUNT)], total
             n += 1
     return n
 

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 from numba import njit
-from ..jit import helper, hot
+from ..jit import helper, hot, uidx
 
 from ..atomics import load_relaxed, store_relaxed
 from ..locks import spin_lock, spin_unlock
@@ -125,51 +125,51 @@ def fl_index(order, mt):
 def list_add(mm, heads, h, pfn, tail):
     """Link ``pfn`` at the head (or tail) of the list whose [first, last] is heads[h:h+2]."""
     if tail:
-        last = heads[h + 1]
-        mm[pfn, PG_LRU_NEXT] = -1
-        mm[pfn, PG_LRU_PREV] = last
+        last = heads[uidx(h + 1)]
+        mm[uidx(pfn), PG_LRU_NEXT] = -1
+        mm[uidx(pfn), PG_LRU_PREV] = last
         if last == -1:
-            heads[h] = pfn
+            heads[uidx(h)] = pfn
         else:
-            mm[last, PG_LRU_NEXT] = pfn
-        heads[h + 1] = pfn
+            mm[uidx(last), PG_LRU_NEXT] = pfn
+        heads[uidx(h + 1)] = pfn
     else:
-        first = heads[h]
-        mm[pfn, PG_LRU_PREV] = -1
-        mm[pfn, PG_LRU_NEXT] = first
+        first = heads[uidx(h)]
+        mm[uidx(pfn), PG_LRU_PREV] = -1
+        mm[uidx(pfn), PG_LRU_NEXT] = first
         if first == -1:
-            heads[h + 1] = pfn
+            heads[uidx(h + 1)] = pfn
         else:
-            mm[first, PG_LRU_PREV] = pfn
-        heads[h] = pfn
+            mm[uidx(first), PG_LRU_PREV] = pfn
+        heads[uidx(h)] = pfn
 
 
 @njit(cache=True, nogil=True, inline="always")
 def list_del(mm, heads, h, pfn):
-    nx = mm[pfn, PG_LRU_NEXT]
-    pv = mm[pfn, PG_LRU_PREV]
+    nx = mm[uidx(pfn), PG_LRU_NEXT]
+    pv = mm[uidx(pfn), PG_LRU_PREV]
     if pv == -1:
-        heads[h] = nx
+        heads[uidx(h)] = nx
     else:
-        mm[pv, PG_LRU_NEXT] = nx
+        mm[uidx(pv), PG_LRU_NEXT] = nx
     if nx == -1:
-        heads[h + 1] = pv
+        heads[uidx(h + 1)] = pv
     else:
-        mm[nx, PG_LRU_PREV] = pv
-    mm[pfn, PG_LRU_NEXT] = -1
-    mm[pfn, PG_LRU_PREV] = -1
+        mm[uidx(nx), PG_LRU_PREV] = pv
+    mm[uidx(pfn), PG_LRU_NEXT] = -1
+    mm[uidx(pfn), PG_LRU_PREV] = -1
 
 
 # --- pageblock flags -------------------------------------------------------------
 @njit(cache=True, nogil=True, inline="always")
 def get_pageblock_migratetype(pb, pfn):
-    return pb[pfn >> PAGEBLOCK_ORDER] & PB_MIGRATETYPE_MASK
+    return pb[uidx(pfn >> PAGEBLOCK_ORDER)] & PB_MIGRATETYPE_MASK
 
 
 @njit(cache=True, nogil=True, inline="always")
 def set_pageblock_migratetype(pb, pfn, mt):
     i = pfn >> PAGEBLOCK_ORDER
-    pb[i] = (pb[i] & ~PB_MIGRATETYPE_MASK) | mt
+    pb[uidx(i)] = (pb[uidx(i)] & ~PB_MIGRATETYPE_MASK) | mt
 
 
 @helper
@@ -188,7 +188,7 @@ def migratetype_is_mergeable(mt):
 
 @njit(cache=True, nogil=True, inline="always")
 def page_zone_id(mm, pfn):
-    return (mm[pfn, PG_FLAGS] >> ZONES_PGSHIFT) & ZONES_MASK
+    return (mm[uidx(pfn), PG_FLAGS] >> ZONES_PGSHIFT) & ZONES_MASK
 
 
 # --- free_area bookkeeping ----------------------------------------------------------
@@ -204,19 +204,19 @@ def _account_freepages(zn, nr, mt):
 @hot
 def add_to_free_list(mm, fl, zn, pfn, order, mt, tail):
     """Mark ``pfn`` a free block of ``order`` (PG_buddy, private) and link it into free_list[mt]."""
-    mm[pfn, PG_FLAGS] |= PGF_BUDDY
-    mm[pfn, PG_PRIVATE] = order
+    mm[uidx(pfn), PG_FLAGS] |= PGF_BUDDY
+    mm[uidx(pfn), PG_PRIVATE] = order
     list_add(mm, fl, fl_index(order, mt), pfn, tail)
-    zn[Z_NR_FREE + order] += 1
+    zn[uidx(Z_NR_FREE + order)] += 1
     _account_freepages(zn, 1 << order, mt)
 
 
 @hot
 def del_page_from_free_list(mm, fl, zn, pfn, order, mt):
     list_del(mm, fl, fl_index(order, mt), pfn)
-    mm[pfn, PG_FLAGS] &= ~PGF_BUDDY
-    mm[pfn, PG_PRIVATE] = 0
-    zn[Z_NR_FREE + order] -= 1
+    mm[uidx(pfn), PG_FLAGS] &= ~PGF_BUDDY
+    mm[uidx(pfn), PG_PRIVATE] = 0
+    zn[uidx(Z_NR_FREE + order)] -= 1
     _account_freepages(zn, -(1 << order), mt)
 
 
@@ -235,8 +235,8 @@ def page_is_buddy(mm, zn, pfn, order):
     zs = zn[Z_START_PFN]
     if pfn < zs or pfn + (1 << order) > zs + zn[Z_SPANNED]:
         return False
-    f = mm[pfn, PG_FLAGS]
-    return ((f & PGF_BUDDY) != 0 and mm[pfn, PG_PRIVATE] == order
+    f = mm[uidx(pfn), PG_FLAGS]
+    return ((f & PGF_BUDDY) != 0 and mm[uidx(pfn), PG_PRIVATE] == order
             and ((f >> ZONES_PGSHIFT) & ZONES_MASK) == zn[Z_ID])
 
 
@@ -254,7 +254,7 @@ def expand(mm, fl, zn, pfn, low, high, mt):
 def rmqueue_smallest(mm, fl, zn, order, mt):
     """__rmqueue_smallest: the first block of the smallest order >= ``order`` on free_list[mt]."""
     for o in range(order, NR_PAGE_ORDERS):
-        pfn = fl[fl_index(o, mt)]
+        pfn = fl[uidx(fl_index(o, mt))]
         if pfn == -1:
             continue
         del_page_from_free_list(mm, fl, zn, pfn, o, mt)
@@ -275,8 +275,8 @@ def can_steal_fallback(order, start_mt):
 def find_suitable_fallback(fl, order, start_mt):
     """First fallback migratetype with a block of ``order`` (-1 when none)."""
     for i in range(2):
-        fmt = FALLBACKS[start_mt, i]
-        if fl[fl_index(order, fmt)] != -1:
+        fmt = FALLBACKS[uidx(start_mt), i]
+        if fl[uidx(fl_index(order, fmt))] != -1:
             return fmt
     return -1
 
@@ -287,10 +287,10 @@ def move_freepages(mm, pb, fl, zn, start, end, old_mt, new_mt):
     moved = 0
     pfn = start
     while pfn <= end:
-        if (mm[pfn, PG_FLAGS] & PGF_BUDDY) == 0:
+        if (mm[uidx(pfn), PG_FLAGS] & PGF_BUDDY) == 0:
             pfn += 1
             continue
-        order = mm[pfn, PG_PRIVATE]
+        order = mm[uidx(pfn), PG_PRIVATE]
         move_to_free_list(mm, fl, zn, pfn, order, old_mt, new_mt)
         pfn += 1 << order
         moved += 1 << order
@@ -316,10 +316,10 @@ def _steal_suitable_fallback(mm, pb, fl, zn, pfn, current_order, order, start_mt
             movable_pages = 0
             p = start
             while p <= end:
-                f = mm[p, PG_FLAGS]
+                f = mm[uidx(p), PG_FLAGS]
                 if (f & PGF_BUDDY) != 0:
-                    free_pages += 1 << mm[p, PG_PRIVATE]
-                    p += 1 << mm[p, PG_PRIVATE]
+                    free_pages += 1 << mm[uidx(p), PG_PRIVATE]
+                    p += 1 << mm[uidx(p), PG_PRIVATE]
                     continue
                 if (f & PGF_LRU) != 0:
                     movable_pages += 1
@@ -363,7 +363,7 @@ def rmqueue_fallback(mm, pb, fl, zn, order, start_mt):
         break
     if current == -1:
         return -1
-    pfn = fl[fl_index(current, fmt)]
+    pfn = fl[uidx(fl_index(current, fmt))]
     return _steal_suitable_fallback(mm, pb, fl, zn, pfn, current, order, start_mt, can_steal, fmt)
 
 
@@ -388,30 +388,30 @@ def rmqueue_locked(mm, pb, fl, zn, order, mt, cnt, w, c_stolen):
         return -1
     pfn = rmqueue_fallback(mm, pb, fl, zn, order, mt)
     if pfn >= 0 and c_stolen >= 0:
-        cnt[w, c_stolen] += 1 << order
+        cnt[uidx(w), c_stolen] += 1 << order
     return pfn
 
 
 @hot
 def prep_new_page(mm, pfn, order, mt):
     """The page leaves the allocator: refcount 1, unmapped, LRU-able if movable."""
-    f = mm[pfn, PG_FLAGS] & ~(PGF_LRU | PGF_HEAD)
+    f = mm[uidx(pfn), PG_FLAGS] & ~(PGF_LRU | PGF_HEAD)
     if mt == MIGRATE_MOVABLE:
         f |= PGF_LRU
     if order > 0:
         f |= PGF_HEAD
-    mm[pfn, PG_FLAGS] = f
-    mm[pfn, PG_REFCOUNT] = 1
-    mm[pfn, PG_MAPCOUNT] = -1
-    mm[pfn, PG_PRIVATE] = 0
+    mm[uidx(pfn), PG_FLAGS] = f
+    mm[uidx(pfn), PG_REFCOUNT] = 1
+    mm[uidx(pfn), PG_MAPCOUNT] = -1
+    mm[uidx(pfn), PG_PRIVATE] = 0
 
 
 @hot
 def free_pages_prepare(mm, pfn):
     """The page returns to the allocator: refcount 0, flags cleared of LRU/head."""
-    mm[pfn, PG_FLAGS] &= ~(PGF_LRU | PGF_HEAD)
-    mm[pfn, PG_REFCOUNT] = 0
-    mm[pfn, PG_MAPCOUNT] = -1
+    mm[uidx(pfn), PG_FLAGS] &= ~(PGF_LRU | PGF_HEAD)
+    mm[uidx(pfn), PG_REFCOUNT] = 0
+    mm[uidx(pfn), PG_MAPCOUNT] = -1
 
 
 @hot
@@ -472,23 +472,23 @@ def buddy_free(mm, pb, fl, zn, lk, w, pfn, order, cnt, ctl):
 def init_single_pages(mm, start, end, zone_id, node):
     """__init_single_page for [start, end): flags with zone/node/section, refcount 1, reserved."""
     for pfn in range(start, end):
-        mm[pfn, PG_FLAGS] = (PGF_RESERVED | (zone_id << ZONES_PGSHIFT) | (node << NODES_PGSHIFT)
+        mm[uidx(pfn), PG_FLAGS] = (PGF_RESERVED | (zone_id << ZONES_PGSHIFT) | (node << NODES_PGSHIFT)
                              | ((pfn >> PFN_SECTION_SHIFT) << SECTIONS_PGSHIFT))
-        mm[pfn, PG_REFCOUNT] = 1
-        mm[pfn, PG_MAPCOUNT] = -1
-        mm[pfn, PG_PRIVATE] = 0
-        mm[pfn, PG_LRU_NEXT] = -1
-        mm[pfn, PG_LRU_PREV] = -1
-        mm[pfn, PG_MAPPING] = 0
-        mm[pfn, PG_INDEX] = 0
+        mm[uidx(pfn), PG_REFCOUNT] = 1
+        mm[uidx(pfn), PG_MAPCOUNT] = -1
+        mm[uidx(pfn), PG_PRIVATE] = 0
+        mm[uidx(pfn), PG_LRU_NEXT] = -1
+        mm[uidx(pfn), PG_LRU_PREV] = -1
+        mm[uidx(pfn), PG_MAPPING] = 0
+        mm[uidx(pfn), PG_INDEX] = 0
 
 
 @helper
 def free_pages_core_locked(mm, pb, fl, zn, pfn, order):
     """__free_pages_core: clear reserved, refcount 0 on every page, free the block to the tail."""
     for p in range(pfn, pfn + (1 << order)):
-        mm[p, PG_FLAGS] &= ~PGF_RESERVED
-        mm[p, PG_REFCOUNT] = 0
+        mm[uidx(p), PG_FLAGS] &= ~PGF_RESERVED
+        mm[uidx(p), PG_REFCOUNT] = 0
     zn[Z_MANAGED] += 1 << order
     free_one_page_locked(mm, pb, fl, zn, pfn, order, get_pageblock_migratetype(pb, pfn), True)
 
@@ -509,7 +509,7 @@ def free_range_to_buddy_locked(mm, pb, fl, zn, start, end):
 def set_pageblock_range(pb, start, end, mt):
     """Set the migratetype of every pageblock that [start, end) touches (memmap init: MOVABLE)."""
     for i in range(start >> PAGEBLOCK_ORDER, ((end - 1) >> PAGEBLOCK_ORDER) + 1):
-        pb[i] = (pb[i] & ~PB_MIGRATETYPE_MASK) | mt
+        pb[uidx(i)] = (pb[uidx(i)] & ~PB_MIGRATETYPE_MASK) | mt
 
 
 @helper
@@ -519,7 +519,7 @@ def free_block_containing(mm, zn, pfn):
         head = pfn & ~((1 << order) - 1)
         if head < zn[Z_START_PFN]:
             break
-        if (mm[head, PG_FLAGS] & PGF_BUDDY) != 0 and mm[head, PG_PRIVATE] >= order:
+        if (mm[uidx(head), PG_FLAGS] & PGF_BUDDY) != 0 and mm[uidx(head), PG_PRIVATE] >= order:
             return head
     return -1
 
@@ -527,7 +527,7 @@ def free_block_containing(mm, zn, pfn):
 @helper
 def split_free_block_at_pageblocks(mm, pb, fl, zn, head):
     """Split a free block larger than a pageblock into pageblock-order blocks (split_large_buddy)."""
-    order = mm[head, PG_PRIVATE]
+    order = mm[uidx(head), PG_PRIVATE]
     if order <= PAGEBLOCK_ORDER:
         return
     mt = get_pageblock_migratetype(pb, head)
@@ -545,9 +545,9 @@ def set_migratetype_isolate_locked(mm, pb, fl, zn, pfn):
     """
     start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
     head = free_block_containing(mm, zn, start)
-    if head >= 0 and head != start and mm[head, PG_PRIVATE] > PAGEBLOCK_ORDER:
+    if head >= 0 and head != start and mm[uidx(head), PG_PRIVATE] > PAGEBLOCK_ORDER:
         split_free_block_at_pageblocks(mm, pb, fl, zn, head)
-    elif head == start and mm[head, PG_PRIVATE] > PAGEBLOCK_ORDER:
+    elif head == start and mm[uidx(head), PG_PRIVATE] > PAGEBLOCK_ORDER:
         split_free_block_at_pageblocks(mm, pb, fl, zn, head)
     old = get_pageblock_migratetype(pb, start)
     if old == MIGRATE_ISOLATE:
@@ -564,7 +564,7 @@ def unset_migratetype_isolate_locked(mm, pb, fl, zn, pfn, mt):
     move_freepages(mm, pb, fl, zn, start, start + PAGEBLOCK_NR_PAGES - 1, MIGRATE_ISOLATE, mt)
     set_pageblock_migratetype(pb, start, mt)
     # Re-free a whole free pageblock so it merges with a free neighbour (6.10 does the same).
-    if (mm[start, PG_FLAGS] & PGF_BUDDY) != 0 and mm[start, PG_PRIVATE] == PAGEBLOCK_ORDER:
+    if (mm[uidx(start), PG_FLAGS] & PGF_BUDDY) != 0 and mm[uidx(start), PG_PRIVATE] == PAGEBLOCK_ORDER:
         del_page_from_free_list(mm, fl, zn, start, PAGEBLOCK_ORDER, mt)
         free_one_page_locked(mm, pb, fl, zn, start, PAGEBLOCK_ORDER, mt, False)
 
@@ -649,7 +649,7 @@ def _age_free(mm, pb, fl, zn, resident, order):
     for i in range(order.shape[0]):
         pfn = order[i]
         if resident[pfn]:
-            mm[pfn, PG_FLAGS] &= ~PGF_RESERVED
+            mm[uidx(pfn), PG_FLAGS] &= ~PGF_RESERVED
             prep_new_page(mm, pfn, 0, MIGRATE_MOVABLE)
             n_res += 1
         else:
@@ -716,7 +716,7 @@ def _zone_check_kernel(mm, pb, fl, zn, mark, errs):
         total = 0
         for mt in range(MIGRATE_TYPES):
             h = fl_index(order, mt)
-            pfn = fl[h]
+            pfn = fl[uidx(h)]
             prev = -1
             steps = 0
             while pfn != -1:
@@ -727,14 +727,14 @@ def _zone_check_kernel(mm, pb, fl, zn, mark, errs):
                 if pfn < zs or pfn + (1 << order) > ze:
                     n = _err(errs, n, E_SPAN, pfn, order, 0, 0)
                     break
-                if mm[pfn, PG_LRU_PREV] != prev:
+                if mm[uidx(pfn), PG_LRU_PREV] != prev:
                     n = _err(errs, n, E_LINK, pfn, order, mt, 0)
                 if (pfn & ((1 << order) - 1)) != 0:
                     n = _err(errs, n, E_ALIGN, pfn, order, 0, 0)
-                if (mm[pfn, PG_FLAGS] & PGF_BUDDY) == 0:
+                if (mm[uidx(pfn), PG_FLAGS] & PGF_BUDDY) == 0:
                     n = _err(errs, n, E_NOT_BUDDY, pfn, order, 0, 0)
-                if mm[pfn, PG_PRIVATE] != order:
-                    n = _err(errs, n, E_ORDER, pfn, order, mm[pfn, PG_PRIVATE], 0)
+                if mm[uidx(pfn), PG_PRIVATE] != order:
+                    n = _err(errs, n, E_ORDER, pfn, order, mm[uidx(pfn), PG_PRIVATE], 0)
                 nb = 1
                 if order > PAGEBLOCK_ORDER:
                     nb = 1 << (order - PAGEBLOCK_ORDER)
@@ -760,11 +760,11 @@ def _zone_check_kernel(mm, pb, fl, zn, mark, errs):
                     free_pages += 1 << order
                 total += 1
                 prev = pfn
-                pfn = mm[pfn, PG_LRU_NEXT]
-            if fl[h + 1] != prev:
+                pfn = mm[uidx(pfn), PG_LRU_NEXT]
+            if fl[uidx(h + 1)] != prev:
                 n = _err(errs, n, E_LINK, prev, order, mt, 1)
-        if total != zn[Z_NR_FREE + order]:
-            n = _err(errs, n, E_NR_FREE, order, zn[Z_NR_FREE + order], total, 0)
+        if total != zn[uidx(Z_NR_FREE + order)]:
+            n = _err(errs, n, E_NR_FREE, order, zn[uidx(Z_NR_FREE + order)], total, 0)
     if free_pages != zn[Z_FREE_PAGES]:
         n = _err(errs, n, E_FREE_PAGES, zn[Z_FREE_PAGES], free_pages, 0, 0)
     return n
