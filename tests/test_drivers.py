@@ -288,3 +288,23 @@ def test_an_edit_recompiles_only_the_drivers_that_import_it(tmp_path):
     after = run()
     assert after["buddy"] == 0 and after["pcp-5.14"] == 0, after
     assert after["llfree"] > 0, after
+
+
+def test_latency_bucket_by_clz_is_the_shift_loops_bucket():
+    from mmbench.jit import kernel
+    from mmbench.models.owned import bucket
+    from mmbench.models.pagealloc_driver import lat_bucket
+
+    @kernel
+    def both(xs, out):
+        for i in range(xs.shape[0]):
+            out[i, 0] = lat_bucket(xs[i])
+            out[i, 1] = bucket(xs[i])
+        return 0
+
+    rng = np.random.default_rng(7)
+    xs = np.concatenate([np.array([-5, 0, 1, 2, 3, 4, 1023, 1024, 1 << 62, (1 << 63) - 1]),
+                         rng.integers(0, 1 << 40, 500)]).astype(np.int64)
+    out = np.zeros((len(xs), 2), np.int64)
+    both(xs, out)
+    assert (out[:, 0] == out[:, 1]).all()
