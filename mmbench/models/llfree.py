@@ -119,13 +119,13 @@ _ALIGNED = np.array([0xFFFFFFFFFFFFFFFF, 0x5555555555555555, 0x1111111111111111,
 # lower allocator: bitfield rows and child entries (lower.c, bitfield.c)
 # ============================================================================
 
-@helper
+@hot
 def _block_mask(order):
     """2^order ones in the low bits (order <= 6)."""
     return _ONES >> np.uint64(64 - (1 << order))
 
 
-@helper
+@hot
 def _first_zeros_aligned(v, order):
     """Bit offset of the first 2^order-aligned run of 2^order zero bits in v, or -1."""
     f = v
@@ -138,7 +138,7 @@ def _first_zeros_aligned(v, order):
     return np.int64(trailing_zeros(cand))
 
 
-@helper
+@hot
 def _child_dec(children, c, n, cnt, w, cb):
     """child_dec: take n from the child's free counter if it has n (not huge)."""
     while True:
@@ -150,7 +150,7 @@ def _child_dec(children, c, n, cnt, w, cb):
         cnt[uidx(w), cb + LLF_C_CAS_RETRIES] += 1
 
 
-@helper
+@hot
 def _field_set_next(bits, c, start_row, order, cnt, w, cb):
     """field_set_next: claim 2^order aligned free frames in child c; offset in child or -1."""
     base = c * LLF_CHILD_ROWS
@@ -508,7 +508,7 @@ def llfree_put(bits, children, trees, local, w, pfn, order, cnt, cb):
     if order < 0 or order > LLF_MAX_ORDER:
         return -1
     n = 1 << order
-    if pfn < 0 or pfn % n != 0 or pfn + n > nframes:
+    if pfn < 0 or (pfn & (n - 1)) != 0 or pfn + n > nframes:   # n: a power of two
         return -1
     if _lower_put(bits, children, pfn, order, cnt, w, cb) < 0:
         return -1
