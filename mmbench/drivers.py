@@ -91,16 +91,16 @@ def path(d: Driver) -> Path:
     return drivers_dir() / f"{stem}_{digest}.py"
 
 
-_loaded: dict[Path, object] = {}
+_loaded: dict[Driver, object] = {}
 
 
 def load(d: Driver):
-    """The imported driver module for ``d`` (written first if needed)."""
+    """The imported driver module for ``d`` (written first if needed; once per process)."""
     from . import jitcache
-    p = path(d)
-    mod = _loaded.get(p)
+    mod = _loaded.get(d)
     if mod is not None:
         return mod
+    p = path(d)
     p.parent.mkdir(parents=True, exist_ok=True)
     jitcache.add_root(p.parent)
     if not p.exists():
@@ -112,7 +112,7 @@ def load(d: Driver):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
-    _loaded[p] = mod
+    _loaded[d] = mod
     return mod
 
 

@@ -287,9 +287,9 @@ def compile_units(todo) -> dict:
         model = get_model(pl.model_name)
         for j in (missing if pl.doc else range(len(pl.planned))):
             q = pl.planned[j]
-            key = (pl.model_name, repr(model.compile_key(q["params"])))
+            ck = model.compile_key(q["params"])
+            key = (pl.model_name, repr(ck))
             if key not in units:
-                ck = model.compile_key(q["params"])
                 parts = ck if isinstance(ck, tuple) else () if ck is None else (ck,)
                 label = " ".join([pl.model_name, " x ".join(map(str, parts))]).strip()
                 units[key] = (pl.model_name, label, q["params"])

@@ -119,6 +119,30 @@ def _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, pfn, order, 
     return L.llfree_put(bits, children, trees, local, w, pfn, order, cnt, C_LLF)
 
 
+@njit(nogil=True, inline="always")
+def _alloc_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt, ctl,
+             lat):
+    """_alloc, timed when ``k`` (the worker's op index) is a multiple of LAT_SAMPLE_MASK + 1."""
+    timed = (k & LAT_SAMPLE_MASK) == 0
+    t0 = rdtsc() if timed else 0
+    pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, order, mt, cnt,
+                      ctl)
+    if timed:
+        lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
+    return pfn, hit
+
+
+@njit(nogil=True, inline="always")
+def _free_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e, cnt, ctl, lat):
+    """_free of the held entry ``e`` (pfn << 4 | order), timed as _alloc_t."""
+    timed = (k & LAT_SAMPLE_MASK) == 0
+    t0 = rdtsc() if timed else 0
+    r = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e >> 4, e & 15, cnt, ctl)
+    if timed:
+        lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
+    return r
+
+
 @helper
 def free_huge(zn, children):
     """Free 2 MiB blocks: buddy blocks of order >= 9, or entirely free LLFree children."""
@@ -201,7 +225,6 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
     n_hit = 0
     done = 0
     quit = False
-    t0 = np.int64(0)
     while done < n and not quit:
         if load_relaxed(ctl, CTL_STOP) != 0:   # see lockbench: oversubscribed convoys
             break
@@ -219,12 +242,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
         # ---- fill: bulk and rand start each cycle with A blocks --------------------------------
         if (WL == WL_BULK or WL == WL_RAND) and ph == 0:
             while pos < A and done < lim:
-                if (k & LAT_SAMPLE_MASK) == 0:
-                    t0 = rdtsc()
-                pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
-                                  order, mt, cnt, ctl)
-                if (k & LAT_SAMPLE_MASK) == 0:
-                    lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
+                pfn, hit = _alloc_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                    local, w, order, mt, cnt, ctl, lat)
                 k += 1
                 if pfn == ABORTED:
                     quit = True
@@ -263,12 +282,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 if e < 0:
                     pos += 1
                     continue
-                if (k & LAT_SAMPLE_MASK) == 0:
-                    t0 = rdtsc()
-                r = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e >> 4,
-                          e & 15, cnt, ctl)
-                if (k & LAT_SAMPLE_MASK) == 0:
-                    lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
+                r = _free_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                            local, w, e, cnt, ctl, lat)
                 k += 1
                 if r == ABORTED:
                     held[uidx(idx)] = e       # still ours: put it back where check() will see it
@@ -299,12 +314,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                 if WL == WL_REPEAT and ph == 0 and pos >= A:
                     ph = 1
                 if cur < 0:
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        t0 = rdtsc()
-                    pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
-                                      a_order, a_mt, cnt, ctl)
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
+                    pfn, hit = _alloc_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                        local, w, a_order, a_mt, cnt, ctl, lat)
                     k += 1
                     if pfn == ABORTED:
                         quit = True
@@ -331,12 +342,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                             data[uidx(row + i)] = pfn + i
                     cur = (pfn << 4) | a_order
                 else:
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        t0 = rdtsc()
-                    r = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
-                              cur >> 4, cur & 15, cnt, ctl)
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
+                    r = _free_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                local, w, cur, cnt, ctl, lat)
                     k += 1
                     if r == ABORTED:
                         quit = True     # still ours: back to the slot below
@@ -362,12 +369,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                         a_mt = Z.MIGRATE_UNMOVABLE
                     elif a_order != 9 and sel == 1:
                         a_mt = Z.MIGRATE_RECLAIMABLE
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        t0 = rdtsc()
-                    pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
-                                      a_order, a_mt, cnt, ctl)
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
+                    pfn, hit = _alloc_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                        local, w, a_order, a_mt, cnt, ctl, lat)
                     k += 1
                     if pfn == ABORTED:
                         quit = True
@@ -386,12 +389,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     held[uidx(hb + j)] = held[uidx(hb + nh - 1)]
                     held[uidx(hb + nh - 1)] = -1
                     nh -= 1
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        t0 = rdtsc()
-                    rr = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e >> 4,
-                               e & 15, cnt, ctl)
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
+                    rr = _free_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                 local, w, e, cnt, ctl, lat)
                     k += 1
                     if rr == ABORTED:
                         held[uidx(hb + nh)] = e
@@ -472,12 +471,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     if held[uidx(hb + j)] >= 0:
                         continue
                 if ph == 0 or ph == 7:
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        t0 = rdtsc()
-                    pfn, hit = _alloc(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w,
-                                      order, mt, cnt, ctl)
-                    if (k & LAT_SAMPLE_MASK) == 0:
-                        lat[uidx(w), 0, lat_bucket(rdtsc() - t0)] += 1
+                    pfn, hit = _alloc_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                                        local, w, order, mt, cnt, ctl, lat)
                     k += 1
                     if pfn == ABORTED:
                         quit = True
@@ -497,12 +492,8 @@ def drive(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, held, wst, lat,
                     continue
                 e = held[uidx(hb + j)]
                 held[uidx(hb + j)] = -1
-                if (k & LAT_SAMPLE_MASK) == 0:
-                    t0 = rdtsc()
-                rr = _free(mm, pb, fl, zn, lk, pcp, bits, children, trees, local, w, e >> 4,
-                           e & 15, cnt, ctl)
-                if (k & LAT_SAMPLE_MASK) == 0:
-                    lat[uidx(w), 1, lat_bucket(rdtsc() - t0)] += 1
+                rr = _free_t(k, mm, pb, fl, zn, lk, pcp, bits, children, trees,
+                             local, w, e, cnt, ctl, lat)
                 k += 1
                 if rr == ABORTED:
                     held[uidx(hb + j)] = e

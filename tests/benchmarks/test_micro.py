@@ -10,8 +10,7 @@ an alloc+free pair, and ``xadd_ratio``: its per-op (or per-pair) time over an un
 machine to another.  The allocator benchmarks run the same generated drivers a sweep runs
 (mmbench.models.pagealloc_driver), through the model's ``step``.
 """
-import statistics
-import time
+import functools
 
 import numpy as np
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from mmbench.atomics import fetch_add
 from mmbench.ctl import CTL_WORDS, counter_columns
 from mmbench.jit import kernel
+from mmbench.probes import atomic_ns
 from mmbench.locks import (LOCK_KINDS, init_lockset, lockset_words, spin_lock, spin_lock_inline,
                            spin_unlock, spin_unlock_inline)
 
@@ -50,21 +50,10 @@ def _lock_pair_inline(lk, cnt, ctl, n):
     return n
 
 
-_XADD = []
-
-
+@functools.lru_cache(maxsize=None)
 def xadd_ns() -> float:
-    """Median ns of one uncontended ``lock xadd`` in this process (measured once)."""
-    if not _XADD:
-        a = np.zeros(8, np.int64)
-        _atomic_add(a, 10)
-        runs = []
-        for _ in range(15):
-            t = time.perf_counter_ns()
-            _atomic_add(a, N)
-            runs.append((time.perf_counter_ns() - t) / N)
-        _XADD.append(statistics.median(runs))
-    return _XADD[0]
+    """Median ns of one uncontended ``lock xadd`` in this process (the limits probe's)."""
+    return atomic_ns()
 
 
 def _record(benchmark, n, per=1):
